@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use ipsec_benches::{add_msg, dst};
 use sadb::pfkey::satype;
 use sadb::{Config, Jitter, Sadb};
@@ -44,20 +44,14 @@ fn bench(c: &mut Criterion) {
     let mut db = db;
     let mut k = N;
     g.bench_function("add_and_delete_at_1M", |b| {
-        b.iter_batched(
-            || {
-                k += 1;
-                add_msg(k)
-            },
-            |m| {
-                let r = db.handle(&m, 1_700_000_000);
-                if let Some(id) = db.lookup(satype::ESP, 0x1000 + k, dst(k)) {
-                    db.remove(id);
-                }
-                black_box(r)
-            },
-            BatchSize::SmallInput,
-        )
+        b.iter(|| {
+            k += 1;
+            let r = db.handle(&add_msg(k), 1_700_000_000);
+            if let Some(id) = db.lookup(satype::ESP, 0x1000 + k, dst(k)) {
+                db.remove(id);
+            }
+            black_box(r)
+        })
     });
     g.finish();
 }

@@ -33,7 +33,7 @@ impl KeyBits {
         if self.step == 0 {
             bits == self.min
         } else {
-            (bits - self.min) % self.step == 0
+            (bits - self.min).is_multiple_of(self.step)
         }
     }
 }

@@ -35,12 +35,6 @@ const BLOCK_BITS: u32 = u64::BITS;
 const BLOCK_SHIFT: u32 = BLOCK_BITS.trailing_zeros();
 /// `seq & BIT_MASK` is the bit of `seq` inside its block.
 const BIT_MASK: u64 = (BLOCK_BITS as u64) - 1;
-/// Blocks in the ring: enough for `MAX_WINDOW` bits plus one block of slack
-/// (RFC 6479 section 2), so the window `[highest - W + 1, highest]` (at most
-/// `MAX_WINDOW / 64 + 1` distinct blocks) never wraps onto itself.
-const RING_BLOCKS: usize = (MAX_WINDOW / BLOCK_BITS) as usize + 1;
-/// `RING_BLOCKS` as a block-number quantity.
-const RING_BLOCKS_U64: u64 = RING_BLOCKS as u64;
 
 /// Why a sequence number was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,30 +56,40 @@ pub enum ReplayError {
 
 /// The receive-side anti-replay state of one inbound SA.
 ///
-/// Fixed-size storage (a ring of `MAX_WINDOW / 64 + 1` blocks, 520 bytes),
-/// so no operation allocates.
+/// The ring is allocated once, when the SA is added, and sized for its
+/// window: `ceil(W / 64) + 1` blocks rounded up to a power of two (RFC 6479's
+/// one block of slack; the power of two turns the modulo into a mask). A
+/// PF_KEY window of at most 255 packets takes 64 bytes, 4096 packets 1 KiB,
+/// no window nothing. No packet operation allocates.
 #[derive(Clone)]
 pub struct ReplayWindow {
     /// Window size W in packets; 0 disables replay checking.
     size: u32,
     /// Highest sequence number committed (or set by `set_highest`).
     highest: u64,
-    /// RFC 6479 ring: bit `seq % 64` of block `(seq / 64) % RING_BLOCKS` is
+    /// RFC 6479 ring: bit `seq % 64` of block `(seq / 64) % ring.len()` is
     /// set when `seq` was committed and is still inside the window.
-    ring: [u64; RING_BLOCKS],
+    ring: Box<[u64]>,
 }
 
-/// The ring slot and the bit mask of `seq`.
-#[inline]
-fn locate(seq: u64) -> (usize, u64) {
-    let block = seq >> BLOCK_SHIFT;
-    // The remainder is < RING_BLOCKS, so the cast cannot truncate and the
-    // index is always in bounds.
-    let slot = (block % RING_BLOCKS_U64) as usize;
-    (slot, 1u64 << (seq & BIT_MASK))
+/// Ring blocks for a window of `size` packets.
+fn ring_blocks(size: u32) -> usize {
+    if size == 0 {
+        0
+    } else {
+        (size.div_ceil(BLOCK_BITS) as usize + 1).next_power_of_two()
+    }
 }
 
 impl ReplayWindow {
+    /// The ring slot and the bit mask of `seq` (the ring length is a power
+    /// of two, so the slot is always in bounds).
+    #[inline]
+    fn locate(&self, seq: u64) -> (usize, u64) {
+        let block = (seq >> BLOCK_SHIFT) as usize;
+        (block & self.ring.len().wrapping_sub(1), 1u64 << (seq & BIT_MASK))
+    }
+
     /// A window of `size` packets; 0 turns replay protection off (every
     /// packet is accepted, including sequence number 0 and repeats).
     ///
@@ -99,7 +103,7 @@ impl ReplayWindow {
         Ok(Self {
             size,
             highest: 0,
-            ring: [0; RING_BLOCKS],
+            ring: vec![0; ring_blocks(size)].into_boxed_slice(),
         })
     }
 
@@ -137,8 +141,8 @@ impl ReplayWindow {
         if self.highest - seq >= u64::from(self.size) {
             return Err(ReplayError::TooOld);
         }
-        let (slot, bit) = locate(seq);
-        if self.ring[slot] & bit != 0 {
+        let (slot, bit) = self.locate(seq);
+        if self.ring.get(slot).is_some_and(|b| b & bit != 0) {
             Err(ReplayError::Replayed)
         } else {
             Ok(())
@@ -166,8 +170,10 @@ impl ReplayWindow {
         if seq > self.highest {
             self.advance(seq);
         }
-        let (slot, bit) = locate(seq);
-        self.ring[slot] |= bit;
+        let (slot, bit) = self.locate(seq);
+        if let Some(b) = self.ring.get_mut(slot) {
+            *b |= bit;
+        }
         Ok(())
     }
 
@@ -180,16 +186,14 @@ impl ReplayWindow {
         let new_block = seq >> BLOCK_SHIFT;
         // seq > highest, so new_block >= old_block.
         let passed = new_block.saturating_sub(old_block);
-        if passed >= RING_BLOCKS_U64 {
-            self.ring = [0; RING_BLOCKS];
+        let blocks = self.ring.len();
+        if passed >= blocks as u64 {
+            self.ring.fill(0);
         } else if passed > 0 {
-            let (mut slot, _) = locate(self.highest);
-            // passed < RING_BLOCKS, so this visits each slot at most once.
+            let (mut slot, _) = self.locate(self.highest);
+            // passed < blocks, so this visits each slot at most once.
             for _ in 0..passed {
-                slot += 1;
-                if slot == RING_BLOCKS {
-                    slot = 0;
-                }
+                slot = (slot + 1) & (blocks - 1);
                 self.ring[slot] = 0;
             }
         }
@@ -200,7 +204,7 @@ impl ReplayWindow {
     /// `seq` and no number is marked as seen, `seq` included.
     pub fn set_highest(&mut self, seq: u64) {
         self.highest = seq;
-        self.ring = [0; RING_BLOCKS];
+        self.ring.fill(0);
     }
 
     /// RFC 4303 Appendix A2.2: the full 64-bit sequence number that the
@@ -301,7 +305,7 @@ mod tests {
         let mut w = window(64);
         assert_eq!(w.commit(0), Err(ReplayError::ZeroSequence));
         assert_eq!(w.highest(), 0);
-        assert_eq!(w.ring, [0; RING_BLOCKS]);
+        assert!(w.ring.iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -395,7 +399,7 @@ mod tests {
             assert_eq!(receive(&mut w, seq), Ok(()));
         }
         // Same ring slot as 5000's block, one full ring later.
-        let top = 5000 + RING_BLOCKS_U64 * 64;
+        let top = 5000 + w.ring.len() as u64 * 64;
         assert_eq!(receive(&mut w, top), Ok(()));
         for seq in (top - u64::from(MAX_WINDOW) + 1)..top {
             assert_eq!(w.check(seq), Ok(()), "seq={seq}");
@@ -545,7 +549,7 @@ mod tests {
         w.reset();
         assert_eq!(w.size(), 64);
         assert_eq!(w.highest(), 0);
-        assert_eq!(w.ring, [0; RING_BLOCKS]);
+        assert!(w.ring.iter().all(|&b| b == 0));
         assert_eq!(receive(&mut w, 1), Ok(()));
     }
 
@@ -731,10 +735,10 @@ mod tests {
                     recent[i % recent.len()]
                 };
                 // nudge 0: same bit; 1 and 2: the neighbours below.
-                (base.saturating_add(laps * RING_BLOCKS_U64 * 64)).saturating_sub(nudge)
+                (base.saturating_add(laps * ring_blocks(size) as u64 * 64)).saturating_sub(nudge)
             }
             Pick::LapAhead(laps, back) => highest
-                .saturating_add(laps * RING_BLOCKS_U64 * 64)
+                .saturating_add(laps * ring_blocks(size) as u64 * 64)
                 .saturating_sub(back),
             Pick::Small(v) | Pick::Any(v) => v,
         }

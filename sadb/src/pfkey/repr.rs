@@ -12,7 +12,7 @@ use crate::key::KeyMaterial;
 
 /// Rounds `n` up to a whole number of 64-bit words.
 pub const fn pad8(n: usize) -> usize {
-    (n + WORD - 1) / WORD * WORD
+    n.div_ceil(WORD) * WORD
 }
 
 /// `sadb_sa`.
