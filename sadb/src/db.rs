@@ -1260,6 +1260,17 @@ impl Sadb {
         sa.expire_msg(ExtKind::LifetimeHard)
     }
 
+    /// Hard-expires SA `id` now (the packet engine's hook for a sequence
+    /// counter that would wrap, RFC 4303 3.3.3): DEAD, reaped after the
+    /// reap delay, and the EXPIRE(HARD) to send. `None` if it is gone or
+    /// already dead.
+    pub fn expire_now(&mut self, id: SaId, now: Now) -> Option<Message> {
+        match self.sas.get(id)?.state {
+            SaState::Dead => None,
+            _ => Some(self.expire_hard(id, now)),
+        }
+    }
+
     fn expire_soft(&mut self, id: SaId) -> Message {
         self.unpair(id);
         let sa = &mut self.sas[id];
