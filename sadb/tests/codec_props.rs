@@ -66,7 +66,12 @@ fn sa_flags(dialect: Dialect) -> impl Strategy<Value = u64> {
 fn extension(dialect: Dialect) -> BoxedStrategy<Extension> {
     let common = prop_oneof![
         (any::<u32>(), any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), sa_flags(dialect)).prop_map(
-            |(spi, replay, state, auth, encrypt, flags)| Extension::Sa(SaExt { spi, replay, state, auth, encrypt, flags })
+            move |(spi, replay, state, auth, encrypt, flags)| {
+                // Linux cannot carry the AEAD ids (tested separately).
+                let aead = sadb::alg::EncrAlg::from_id(encrypt, Dialect::Illumos).is_some_and(|a| a.is_aead());
+                let encrypt = if dialect == Dialect::Linux && aead { 12 } else { encrypt };
+                Extension::Sa(SaExt { spi, replay, state, auth, encrypt, flags })
+            }
         ),
         (prop::sample::select(vec![ExtKind::LifetimeCurrent, ExtKind::LifetimeHard, ExtKind::LifetimeSoft]), lifetime())
             .prop_map(|(k, l)| Extension::Lifetime(k, l)),

@@ -127,7 +127,20 @@ fn illumos_only_features_refuse_to_encode_for_linux() {
     let err = m.emit(Dialect::Linux).expect_err("Linux has no NATT_LOC/flags");
     let text = err.to_string();
     assert!(text.contains("Linux"), "{text}");
-    let m = round_trip("illumos-get-reply-gcm.hex");
+    let mut m = round_trip("illumos-get-reply-gcm.hex");
+    let err = m.emit(Dialect::Linux).expect_err("AES-GCM through Linux PF_KEY");
+    assert!(err.to_string().contains("aes-gcm"), "{err}");
+    if let Some(sa) = m.sa_mut() {
+        sa.encrypt = 12;
+    }
     let err = m.emit(Dialect::Linux).expect_err("X_OUTBOUND flag");
     assert!(err.to_string().contains("X_OUTBOUND"), "{err}");
+}
+
+#[test]
+fn aead_algorithms_refuse_to_encode_for_linux_pfkey() {
+    let m = Message::new(MsgType::Add, 3, 1, 1).with(sadb::pfkey::SaExt { spi: 1, state: 1, encrypt: 20, ..Default::default() });
+    let err = m.emit(Dialect::Linux).expect_err("Linux PF_KEY has no AES-GCM");
+    assert_eq!(err.to_string(), "encryption algorithm aes-gcm is not supported by the Linux kernel's PF_KEY");
+    assert!(m.emit(Dialect::Illumos).is_ok());
 }

@@ -526,6 +526,18 @@ impl Extension {
         put_ne16(b, field::ext::TYPE, wire_type);
         match self {
             Extension::Sa(sa) => {
+                if dialect == Dialect::Linux {
+                    // Same numbers where both kernels have the algorithm;
+                    // Linux PF_KEY cannot configure AEAD ones (ENOSYS).
+                    if let Some(alg) = crate::alg::EncrAlg::from_id(sa.encrypt, Dialect::Illumos) {
+                        if alg.id(Dialect::Linux).is_none() {
+                            return Err(EncodeError::Unsupported {
+                                feature: format!("encryption algorithm {}", alg.name()),
+                                dialect,
+                            });
+                        }
+                    }
+                }
                 b[field::sa::SPI].copy_from_slice(&sa.spi.to_be_bytes());
                 b[field::sa::REPLAY] = sa.replay;
                 b[field::sa::STATE] = sa.state;
