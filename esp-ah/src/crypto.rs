@@ -372,6 +372,57 @@ impl<A: AeadInPlace + Send + Sync> EspCipher for Gmac<A> {
     }
 }
 
+/// AES-GCM-16 and ChaCha20-Poly1305 through ring (assembly with runtime
+/// CPU detection: AES-NI, PCLMULQDQ, AVX2/VAES where present).
+#[cfg(feature = "ring")]
+struct RingAead {
+    key: ring::aead::LessSafeKey,
+    salt: [u8; 4],
+}
+
+#[cfg(feature = "ring")]
+impl RingAead {
+    fn new(alg: &'static ring::aead::Algorithm, key: &[u8], salt: &[u8]) -> Option<RingAead> {
+        let key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(alg, key).ok()?);
+        Some(RingAead { key, salt: salt.try_into().ok()? })
+    }
+
+    fn nonce(&self, iv: &[u8]) -> Result<ring::aead::Nonce, IcvMismatch> {
+        let mut n = [0u8; 12];
+        n[..4].copy_from_slice(&self.salt);
+        n[4..].copy_from_slice(iv.get(..8).ok_or(IcvMismatch)?);
+        Ok(ring::aead::Nonce::assume_unique_for_key(n))
+    }
+}
+
+#[cfg(feature = "ring")]
+impl EspCipher for RingAead {
+    fn iv_len(&self) -> usize {
+        8
+    }
+    fn block_len(&self) -> usize {
+        4
+    }
+    fn icv_len(&self) -> usize {
+        16
+    }
+    fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch> {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(self.nonce(iv)?, ring::aead::Aad::from(aad), data)
+            .map_err(|_| IcvMismatch)?;
+        icv.get_mut(..16).ok_or(IcvMismatch)?.copy_from_slice(tag.as_ref());
+        Ok(())
+    }
+    fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch> {
+        let tag: [u8; 16] = icv.try_into().map_err(|_| IcvMismatch)?;
+        self.key
+            .open_in_place_separate_tag(self.nonce(iv)?, ring::aead::Aad::from(aad), ring::aead::Tag::from(tag), data, 0..)
+            .map(|_| ())
+            .map_err(|_| IcvMismatch)
+    }
+}
+
 fn split_salt(alg: EncrAlg, key: &[u8]) -> Result<(&[u8], &[u8]), BuildError> {
     let salt = alg.salt_bits() as usize / 8;
     if key.len() <= salt {
@@ -463,6 +514,17 @@ pub fn cipher(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn EspCipher>, BuildError
         }
         EncrAlg::AesGcm16 => {
             let (k, salt) = split_salt(alg, key)?;
+            #[cfg(feature = "ring")]
+            {
+                let ring_alg = match k.len() {
+                    16 => Some(&ring::aead::AES_128_GCM),
+                    32 => Some(&ring::aead::AES_256_GCM),
+                    _ => None, // ring has no AES-192
+                };
+                if let Some(c) = ring_alg.and_then(|a| RingAead::new(a, k, salt)) {
+                    return Ok(Box::new(c));
+                }
+            }
             by_aes_key!(k, alg, |C| aead::<AesGcm16<C>>(alg, k, salt, 16))
         }
         EncrAlg::AesCcm8 => {
@@ -490,7 +552,47 @@ pub fn cipher(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn EspCipher>, BuildError
         }
         EncrAlg::ChaCha20Poly1305 => {
             let (k, salt) = split_salt(alg, key)?;
+            #[cfg(feature = "ring")]
+            if let Some(c) = RingAead::new(&ring::aead::CHACHA20_POLY1305, k, salt) {
+                return Ok(Box::new(c));
+            }
             aead::<chacha20poly1305::ChaCha20Poly1305>(alg, k, salt, 16)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "ring"))]
+mod tests {
+    use super::*;
+
+    /// ring and RustCrypto must produce the same bytes for the same inputs,
+    /// so either backend interoperates with the other (and with the
+    /// oracles, which test whichever one the build uses).
+    #[test]
+    fn ring_and_rustcrypto_agree() {
+        let cases: [(&'static ring::aead::Algorithm, Box<dyn EspCipher>, usize); 3] = [
+            (&ring::aead::AES_128_GCM, aead::<AesGcm16<Aes128>>(EncrAlg::AesGcm16, &[7; 16], &[1, 2, 3, 4], 16).unwrap(), 16),
+            (&ring::aead::AES_256_GCM, aead::<AesGcm16<Aes256>>(EncrAlg::AesGcm16, &[7; 32], &[1, 2, 3, 4], 16).unwrap(), 32),
+            (
+                &ring::aead::CHACHA20_POLY1305,
+                aead::<chacha20poly1305::ChaCha20Poly1305>(EncrAlg::ChaCha20Poly1305, &[7; 32], &[1, 2, 3, 4], 16).unwrap(),
+                32,
+            ),
+        ];
+        for (ring_alg, rc, klen) in cases {
+            let r = RingAead::new(ring_alg, &vec![7; klen], &[1, 2, 3, 4]).unwrap();
+            for len in [0usize, 1, 15, 16, 17, 1400] {
+                let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let (mut a, mut b) = (plain.clone(), plain.clone());
+                let (mut ta, mut tb) = ([0u8; 16], [0u8; 16]);
+                r.seal(&[9; 8], b"aad-bytes", &mut a, &mut ta).unwrap();
+                rc.seal(&[9; 8], b"aad-bytes", &mut b, &mut tb).unwrap();
+                assert_eq!((&a, ta), (&b, tb), "{ring_alg:?} len {len}");
+                rc.open(&[9; 8], b"aad-bytes", &mut a, &ta).unwrap();
+                assert_eq!(a, plain);
+                tb[0] ^= 1;
+                assert!(r.open(&[9; 8], b"aad-bytes", &mut b, &tb).is_err());
+            }
         }
     }
 }
