@@ -1,8 +1,6 @@
 //! The engine: per-SA transforms next to the SADB, and the inbound and
 //! outbound packet paths (DESIGN.md "The packet paths").
 
-use std::collections::HashMap;
-
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
@@ -38,7 +36,8 @@ pub struct GlobalCounters {
 
 /// ESP/AH processing for one simulated host.
 pub struct Engine {
-    transforms: HashMap<SaId, Transform>,
+    /// Indexed by `SaId` (a slab index of the SADB): no hashing per packet.
+    transforms: Vec<Option<Transform>>,
     rng: StdRng,
     pub global: GlobalCounters,
 }
@@ -52,32 +51,41 @@ impl Default for Engine {
 impl Engine {
     /// An engine whose CBC IVs come from a generator seeded by the OS.
     pub fn new() -> Engine {
-        Engine { transforms: HashMap::new(), rng: StdRng::from_entropy(), global: GlobalCounters::default() }
+        Engine { transforms: Vec::new(), rng: StdRng::from_entropy(), global: GlobalCounters::default() }
     }
 
     /// An engine with reproducible CBC IVs, for tests.
     pub fn with_seed(seed: u64) -> Engine {
-        Engine { transforms: HashMap::new(), rng: StdRng::seed_from_u64(seed), global: GlobalCounters::default() }
+        Engine { transforms: Vec::new(), rng: StdRng::seed_from_u64(seed), global: GlobalCounters::default() }
     }
 
     /// Builds the cipher state of SA `id` (once, at ADD/UPDATE time).
     pub fn install(&mut self, db: &Sadb, id: SaId, opts: SaOptions) -> Result<(), BuildError> {
         let sa = db.sa(id).ok_or(BuildError::Unsupported("no such SA"))?;
         let tf = Transform::new(sa, opts)?;
-        self.transforms.insert(id, tf);
+        if self.transforms.len() <= id {
+            self.transforms.resize_with(id + 1, || None);
+        }
+        self.transforms[id] = Some(tf);
         Ok(())
     }
 
     pub fn uninstall(&mut self, id: SaId) {
-        self.transforms.remove(&id);
+        if let Some(slot) = self.transforms.get_mut(id) {
+            *slot = None;
+        }
     }
 
     pub fn transform(&self, id: SaId) -> Option<&Transform> {
-        self.transforms.get(&id)
+        self.transforms.get(id).and_then(Option::as_ref)
+    }
+
+    fn transform_mut(&mut self, id: SaId) -> Option<&mut Transform> {
+        self.transforms.get_mut(id).and_then(Option::as_mut)
     }
 
     fn drop_sa(&mut self, id: SaId, r: DropReason) -> Verdict {
-        if let Some(tf) = self.transforms.get_mut(&id) {
+        if let Some(tf) = self.transform_mut(id) {
             tf.counters.drops[r as usize] += 1;
         }
         Verdict::Drop(r)
@@ -95,7 +103,11 @@ impl Engine {
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
             return self.drop_sa(id, DropReason::Expired);
         }
-        let Some(tf) = self.transforms.get(&id) else { return self.drop_global(DropReason::NoSa) };
+        // A transform left over from an SA that was replaced in this slot
+        // must never be used (its keys are the old SA's).
+        let Some(tf) = self.transforms.get(id).and_then(Option::as_ref).filter(|t| t.serial == sa.serial) else {
+            return self.drop_global(DropReason::NoSa);
+        };
         let seq = sa.seq_out.saturating_add(1);
         // RFC 4303 3.3.3 / RFC 4302 3.3.2: the counter never cycles; the SA
         // must be replaced first.
@@ -133,7 +145,7 @@ impl Engine {
         if let Some(sa) = db.sa_mut(id) {
             sa.seq_out = seq;
         }
-        if let Some(tf) = self.transforms.get_mut(&id) {
+        if let Some(tf) = self.transform_mut(id) {
             tf.counters.packets_out += 1;
             tf.counters.bytes_out += len;
         }
@@ -158,8 +170,10 @@ impl Engine {
             Classified::NotIpsec => return Verdict::NotIpsec,
         };
         let Some(id) = db.lookup(sa_type, spi, dst) else { return self.drop_global(DropReason::NoSa) };
-        let Some(tf) = self.transforms.get(&id) else { return self.drop_global(DropReason::NoSa) };
         let Some(sa) = db.sa(id) else { return self.drop_global(DropReason::NoSa) };
+        let Some(tf) = self.transforms.get(id).and_then(Option::as_ref).filter(|t| t.serial == sa.serial) else {
+            return self.drop_global(DropReason::NoSa);
+        };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
             return self.drop_sa(id, DropReason::Expired);
         }
@@ -189,7 +203,7 @@ impl Engine {
                 return self.drop_sa(id, DropReason::Expired);
             }
         }
-        if let Some(tf) = self.transforms.get_mut(&id) {
+        if let Some(tf) = self.transform_mut(id) {
             tf.counters.packets_in += 1;
             tf.counters.bytes_in += len;
         }

@@ -71,6 +71,8 @@ impl SaCounters {
 
 /// The engine's state for one SA.
 pub struct Transform {
+    /// The SA this was built from ([`sadb::Sa::serial`]).
+    pub serial: u64,
     pub spi: u32,
     pub esp: bool,
     pub(crate) cipher: Option<Box<dyn EspCipher>>,
@@ -133,6 +135,7 @@ impl Transform {
             (port(sa.natt_loc.map(|e| e.port)), port(sa.natt_rem.map(|e| e.port)))
         });
         Ok(Transform {
+            serial: sa.serial,
             spi: sa.spi,
             esp,
             cipher,

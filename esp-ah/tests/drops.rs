@@ -206,3 +206,21 @@ fn esn_carries_across_the_32_bit_boundary() {
     plain_rx.add(&spec, SaOptions::default());
     assert_eq!(plain_rx.receive(&w), Err(Verdict::Drop(DropReason::BadIcv)));
 }
+
+#[test]
+fn a_replaced_sa_never_uses_the_old_keys() {
+    let spec = SaSpec::esp(0x19, "10.0.0.1", "10.0.0.2", EncrAlg::AesGcm16, AuthAlg::None);
+    let mut a = Host::new("10.0.0.1");
+    let o = a.add(&spec, SaOptions::default());
+    a.db.remove(o);
+    // Same SPI, new keys, same SADB slot, transform not (yet) rebuilt.
+    let mut again = spec.clone();
+    again.encr_key[0] ^= 0x55;
+    let r = a.db.handle(&again.add_msg(), NOW);
+    assert_eq!(r.reply().map(|m| m.errno), Some(0));
+    let o2 = a.db.lookup(spec.satype, spec.spi, spec.dst).expect("sa");
+    assert_eq!(o2, o, "the slab reuses the slot (what this test is about)");
+    assert_eq!(a.send(o2, &udp_packet("10.0.0.1", "10.0.0.2", b"x")), Err(Verdict::Drop(DropReason::NoSa)));
+    a.engine.install(&a.db, o2, SaOptions::default()).expect("install");
+    assert!(a.send(o2, &udp_packet("10.0.0.1", "10.0.0.2", b"x")).is_ok());
+}

@@ -145,6 +145,7 @@ pub struct Sadb {
     /// (5.2 step 14), so one map answers both lookups in O(1).
     index: [HashMap<(u32, IpAddr), SaId, foldhash::fast::RandomState>; 2],
     rng: StdRng,
+    next_serial: u64,
 }
 
 fn table(satype: u8) -> Option<usize> {
@@ -165,7 +166,12 @@ fn unspecified_like(ip: IpAddr) -> IpAddr {
 impl Sadb {
     pub fn new(cfg: Config) -> Sadb {
         let rng = StdRng::seed_from_u64(cfg.seed);
-        Sadb { cfg, sas: Slab::new(), index: Default::default(), rng }
+        Sadb { cfg, sas: Slab::new(), index: Default::default(), rng, next_serial: 1 }
+    }
+
+    fn take_serial(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial - 1
     }
 
     pub fn config(&self) -> &Config {
@@ -550,6 +556,7 @@ impl Sadb {
             None => (Lifetime::default(), false),
         };
         let mut sa = Sa {
+            serial: 0,
             satype: req.satype,
             spi: sa_ext.spi,
             state: SaState::Mature,
@@ -641,6 +648,7 @@ impl Sadb {
         if self.index[t].contains_key(&key) {
             return Err(refuse(Errno::Eexist, D::None));
         }
+        sa.serial = self.take_serial();
         let id = self.sas.insert(sa);
         self.index[t].insert(key, id);
 
@@ -1093,6 +1101,7 @@ impl Sadb {
         }
         let spi = spi.ok_or(refuse(Errno::Eexist, D::None))?;
         let sa = Sa {
+            serial: 0,
             satype: req.satype,
             spi,
             state: SaState::Larval,
@@ -1135,6 +1144,8 @@ impl Sadb {
             in_inbound: true,
             in_outbound: false,
         };
+        let mut sa = sa;
+        sa.serial = self.take_serial();
         let id = self.sas.insert(sa);
         self.index[t].insert((spi, dst.ip), id);
         let mut reply = Message::new(MsgType::GetSpi, req.satype, req.seq, req.pid);

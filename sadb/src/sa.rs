@@ -36,6 +36,9 @@ pub type Limits = Lifetime;
 /// The stored SA.
 #[derive(Debug, Clone)]
 pub struct Sa {
+    /// Unique for every SA this SADB has stored: lets a data-path cache
+    /// keyed by [`crate::SaId`] (a reusable slot) notice a replaced SA.
+    pub serial: u64,
     pub satype: u8,
     pub spi: u32,
     pub state: SaState,
