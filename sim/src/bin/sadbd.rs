@@ -1,0 +1,56 @@
+//! sadbd: the simulated kernel's PF_KEY socket for one host.
+//!
+//!     sadbd [--socket PATH] [--local ADDR]... [--tick SECONDS] [--group GROUP]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sim::daemon::{default_socket_path, run, DaemonConfig};
+
+/// Serve a simulated IPsec SADB on a PF_KEY-like Unix socket (no root needed).
+#[derive(Parser, Debug)]
+#[command(name = "sadbd", version)]
+struct Args {
+    /// Socket path (default: $IPSEC_SIM_SOCKET, else $XDG_RUNTIME_DIR/ipsec-sim/sadbd.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// An address this simulated host owns (decides inbound/outbound); repeatable.
+    #[arg(long = "local", value_name = "ADDR")]
+    local: Vec<IpAddr>,
+    /// Seconds between passes of the lifetime ager.
+    #[arg(long, default_value_t = 8)]
+    tick: u64,
+    /// Also admit members of this group (socket mode 0660 instead of 0600).
+    #[arg(long)]
+    group: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let mut cfg = DaemonConfig::new(a.socket.unwrap_or_else(default_socket_path));
+    cfg.local = a.local;
+    cfg.tick = Duration::from_secs(a.tick.max(1));
+    if let Some(g) = a.group {
+        match nix::unistd::Group::from_name(&g) {
+            Ok(Some(grp)) => cfg.group = Some(grp.gid),
+            _ => {
+                eprintln!("sadbd: unknown group {g}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    eprintln!("sadbd: serving PF_KEY on {}", cfg.socket.display());
+    match run(&cfg) {
+        Ok(()) => {
+            eprintln!("sadbd: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sadbd: {}: {e}", cfg.socket.display());
+            ExitCode::FAILURE
+        }
+    }
+}

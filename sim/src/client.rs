@@ -1,0 +1,64 @@
+//! The client end of a simulated PF_KEY socket: a Unix SOCK_SEQPACKET
+//! connection to `sadbd`, where one send is one PF_KEY message and one
+//! receive is one reply, as on a kernel PF_KEY socket.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+
+/// Largest PF_KEY message: the 16-bit length field counts 8-byte words.
+pub const MAX_MSG: usize = 65535 * 8;
+
+/// A connected simulated PF_KEY socket.
+#[derive(Debug)]
+pub struct Client {
+    fd: OwnedFd,
+}
+
+fn io_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+impl Client {
+    /// Connects to the daemon's socket at `path`.
+    pub fn connect(path: &Path) -> io::Result<Client> {
+        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).map_err(io_err)?;
+        let addr = UnixAddr::new(path).map_err(io_err)?;
+        connect(fd.as_raw_fd(), &addr).map_err(io_err)?;
+        Ok(Client { fd })
+    }
+
+    /// Sends one PF_KEY message.
+    pub fn send(&self, msg: &[u8]) -> io::Result<()> {
+        let n = send(self.fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL).map_err(io_err)?;
+        if n != msg.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short PF_KEY write"));
+        }
+        Ok(())
+    }
+
+    /// Receives one message, waiting at most `timeout` (`None`: forever).
+    /// `Ok(None)` on timeout; an error of kind `UnexpectedEof` when the
+    /// daemon went away.
+    pub fn recv(&self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
+        let t = match timeout {
+            None => PollTimeout::NONE,
+            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, t).map_err(io_err)? == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io_err)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the simulator closed the PF_KEY socket"));
+        }
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+}

@@ -1,0 +1,253 @@
+//! `sadbd`: serves one simulated host's PF_KEY socket layer on a Unix
+//! SOCK_SEQPACKET socket. Single-threaded: one poll loop for clients, the
+//! ager's timer and SIGTERM/SIGINT.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    accept4, bind, getsockopt, listen, recv, send, socket, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag,
+    SockType, UnixAddr,
+};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{Gid, Uid};
+use sadb::Config;
+
+use crate::client::MAX_MSG;
+use crate::keysock::{Keysock, Outgoing, SockId};
+
+/// How the daemon is set up.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub socket: PathBuf,
+    /// Addresses this simulated host calls its own.
+    pub local: Vec<IpAddr>,
+    /// Ager period (illumos: 8 s).
+    pub tick: Duration,
+    /// Also admit clients of this group (the socket is then mode 0660).
+    pub group: Option<Gid>,
+    /// Messages queued for one slow client before further ones are dropped.
+    pub queue_limit: usize,
+}
+
+impl DaemonConfig {
+    pub fn new(socket: PathBuf) -> DaemonConfig {
+        DaemonConfig { socket, local: Vec::new(), tick: Duration::from_secs(8), group: None, queue_limit: 65536 }
+    }
+}
+
+/// Where `sadbd` listens and `ipseckey` looks by default:
+/// `$IPSEC_SIM_SOCKET`, else `$XDG_RUNTIME_DIR/ipsec-sim/sadbd.sock`, else
+/// `/tmp/ipsec-sim-UID/sadbd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("IPSEC_SIM_SOCKET") {
+        return PathBuf::from(p);
+    }
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("ipsec-sim"),
+        None => PathBuf::from(format!("/tmp/ipsec-sim-{}", Uid::effective())),
+    };
+    dir.join("sadbd.sock")
+}
+
+fn io_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Seconds since the epoch: PF_KEY's unit of time.
+pub fn wall_clock() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+struct Conn {
+    fd: OwnedFd,
+    sock: SockId,
+    queue: VecDeque<Vec<u8>>,
+    dropped: u64,
+}
+
+/// Creates the listening socket: parent directory 0700, socket 0600 (0660
+/// with a group), created under a restrictive umask so there is no window
+/// in which others could connect.
+pub fn listen_on(cfg: &DaemonConfig) -> io::Result<OwnedFd> {
+    if let Some(dir) = cfg.socket.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+    }
+    match std::fs::symlink_metadata(&cfg.socket) {
+        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+            // A stale socket: refuse if a daemon still answers on it.
+            if UnixStream::connect(&cfg.socket).is_ok() || crate::client::Client::connect(&cfg.socket).is_ok() {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("a daemon is already serving {}", cfg.socket.display())));
+            }
+            std::fs::remove_file(&cfg.socket)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not a socket", cfg.socket.display())))
+        }
+        Err(_) => {}
+    }
+    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+        .map_err(io_err)?;
+    let addr = UnixAddr::new(&cfg.socket).map_err(io_err)?;
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let r = bind(fd.as_raw_fd(), &addr);
+    umask(old);
+    r.map_err(io_err)?;
+    if let Some(g) = cfg.group {
+        nix::unistd::chown(&cfg.socket, None, Some(g)).map_err(io_err)?;
+        std::fs::set_permissions(&cfg.socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+    }
+    listen(&fd, Backlog::new(64).map_err(io_err)?).map_err(io_err)?;
+    Ok(fd)
+}
+
+/// Serves until SIGTERM or SIGINT; removes the socket on the way out.
+pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
+    let (wake_r, wake_w) = UnixStream::pair()?;
+    wake_r.set_nonblocking(true)?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::low_level::pipe::register(sig, wake_w.try_clone()?)?;
+    }
+    let listener = listen_on(cfg)?;
+    let result = serve(cfg, &listener, &wake_r);
+    let _ = std::fs::remove_file(&cfg.socket);
+    result
+}
+
+fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Result<()> {
+    let mut sc = Config::default();
+    sc.local_addrs.extend(cfg.local.iter().map(|a| a.to_canonical()));
+    if let Ok(seed) = getrandom_seed() {
+        sc.seed = seed;
+        sc.jitter = sadb::Jitter::Seeded(seed);
+    }
+    let mut ks = Keysock::new(sc);
+    let mut conns: Vec<Conn> = Vec::new();
+    let me = Uid::effective();
+    let mut next_tick = Instant::now() + cfg.tick;
+    let mut buf = vec![0u8; MAX_MSG];
+    loop {
+        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(conns.len() + 2);
+        fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
+        for c in &conns {
+            let mut ev = PollFlags::POLLIN;
+            if !c.queue.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(c.fd.as_fd(), ev));
+        }
+        let ms = timeout.as_millis().min(60_000) as i32;
+        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        drop(fds);
+        if revents[1].contains(PollFlags::POLLIN) {
+            return Ok(()); // SIGTERM or SIGINT
+        }
+        let mut out: Vec<Outgoing> = Vec::new();
+        // Clients: requests and hang-ups.
+        let mut closed = Vec::new();
+        for (i, c) in conns.iter_mut().enumerate() {
+            let ev = revents[i + 2];
+            if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                loop {
+                    match recv(c.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                        Ok(0) => {
+                            closed.push(i);
+                            break;
+                        }
+                        Ok(n) => out.extend(ks.write(c.sock, &buf[..n], wall_clock())),
+                        Err(Errno::EAGAIN) => break,
+                        Err(Errno::EINTR) => continue,
+                        Err(_) => {
+                            closed.push(i);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for &i in closed.iter().rev() {
+            let c = conns.remove(i);
+            ks.close(c.sock);
+        }
+        // The ager.
+        if Instant::now() >= next_tick {
+            out.extend(ks.tick(wall_clock()));
+            next_tick = Instant::now() + cfg.tick;
+        }
+        // New clients, admitted by their credentials.
+        if revents[0].contains(PollFlags::POLLIN) {
+            while let Ok(raw) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+                // SAFETY: accept4 returned a new descriptor that nothing else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                if admitted(fd.as_fd(), me, cfg.group) {
+                    let sock = ks.open();
+                    conns.push(Conn { fd, sock, queue: VecDeque::new(), dropped: 0 });
+                }
+            }
+        }
+        // Queue what the kernel produced, then write what the sockets take.
+        for o in out {
+            if let Some(c) = conns.iter_mut().find(|c| c.sock == o.to) {
+                if c.queue.len() < cfg.queue_limit {
+                    c.queue.push_back(o.bytes);
+                } else {
+                    c.dropped += 1;
+                }
+            }
+        }
+        let mut broken = Vec::new();
+        for (i, c) in conns.iter_mut().enumerate() {
+            while let Some(m) = c.queue.front() {
+                match send(c.fd.as_raw_fd(), m, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                    Ok(_) => {
+                        c.queue.pop_front();
+                    }
+                    Err(Errno::EAGAIN) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => {
+                        broken.push(i);
+                        break;
+                    }
+                }
+            }
+        }
+        for &i in broken.iter().rev() {
+            let c = conns.remove(i);
+            ks.close(c.sock);
+        }
+    }
+}
+
+/// The peer must be this user, root, or (with `--group`) in the group.
+fn admitted(fd: BorrowedFd<'_>, me: Uid, group: Option<Gid>) -> bool {
+    match getsockopt(&fd, sockopt::PeerCredentials) {
+        Ok(c) => {
+            let uid = Uid::from_raw(c.uid());
+            uid == me || uid.is_root() || group.is_some_and(|g| g == Gid::from_raw(c.gid()))
+        }
+        Err(_) => false,
+    }
+}
+
+fn getrandom_seed() -> io::Result<u64> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(u64::from_ne_bytes(b))
+}

@@ -1,0 +1,188 @@
+//! sadbd as a user runs it: a socket only its owner can use, replies to the
+//! sender, broadcasts to other sockets and promiscuous ones, streamed DUMPs,
+//! and a clean exit on SIGTERM.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sadb::pfkey::{satype, Address, Dialect, ExtKind, Extension, Key, Message, MsgType, SaExt};
+use sadb::KeyMaterial;
+use sim::client::Client;
+
+struct Daemon {
+    child: Child,
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> Daemon {
+    let dir = std::env::temp_dir().join(format!("sadbd-test-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("pfkey.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_sadbd"))
+        .arg("--socket")
+        .arg(&path)
+        .args(extra)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sadbd");
+    let t = Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "sadbd did not create its socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Daemon { child, path, _dir: TempDir(dir) }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+fn connect(p: &Path) -> Client {
+    Client::connect(p).expect("connect to sadbd")
+}
+
+fn recv(c: &Client) -> Message {
+    let b = c.recv(Some(Duration::from_secs(5))).expect("recv").expect("a reply within 5 s");
+    Message::parse(&b, Dialect::Illumos).expect("a well-formed reply")
+}
+
+fn nothing(c: &Client) -> bool {
+    c.recv(Some(Duration::from_millis(200))).expect("recv").is_none()
+}
+
+fn add(spi: u32, seq: u32) -> Vec<u8> {
+    Message::new(MsgType::Add, satype::ESP, seq, 77)
+        .with(SaExt { spi, state: 1, auth: 3, encrypt: 12, ..SaExt::default() })
+        .with(Extension::Address(ExtKind::AddressSrc, Address::new("10.0.0.1".parse().unwrap(), 0, 0)))
+        .with(Extension::Address(ExtKind::AddressDst, Address::new("10.0.0.2".parse().unwrap(), 0, 0)))
+        .with(Extension::Key(ExtKind::KeyAuth, Key { bits: 160, reserved: 0, material: KeyMaterial::new(vec![0x11; 20]) }))
+        .with(Extension::Key(ExtKind::KeyEncrypt, Key { bits: 128, reserved: 0, material: KeyMaterial::new(vec![0x22; 16]) }))
+        .emit(Dialect::Illumos)
+        .expect("emit")
+}
+
+#[test]
+fn socket_is_private_to_its_owner() {
+    let d = start(&[]);
+    let mode = std::fs::metadata(&d.path).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn replies_broadcasts_and_promiscuous_sockets() {
+    let d = start(&["--local", "10.0.0.1"]);
+    let a = connect(&d.path);
+    let b = connect(&d.path);
+    let p = connect(&d.path);
+    // p turns promiscuous; the echo goes to p only.
+    p.send(&Message::new(MsgType::Promisc, 1, 1, 99).emit(Dialect::Illumos).expect("emit")).expect("send");
+    assert_eq!(recv(&p).msg_type, MsgType::Promisc);
+    // ADD from a: every socket gets the result, without keys.
+    a.send(&add(0x100, 1)).expect("send");
+    for c in [&a, &b, &p] {
+        let m = recv(c);
+        assert_eq!((m.msg_type, m.errno, m.seq, m.pid), (MsgType::Add, 0, 1, 77));
+        assert!(!m.has(ExtKind::KeyAuth) && !m.has(ExtKind::KeyEncrypt), "no keys in broadcasts");
+    }
+    // GET from a: a and the promiscuous p, not b; keys included.
+    let get = Message::new(MsgType::Get, satype::ESP, 2, 77)
+        .with(SaExt { spi: 0x100, ..SaExt::default() })
+        .with(Extension::Address(ExtKind::AddressDst, Address::new("10.0.0.2".parse().unwrap(), 0, 0)));
+    a.send(&get.emit(Dialect::Illumos).expect("emit")).expect("send");
+    for c in [&a, &p] {
+        let m = recv(c);
+        assert_eq!(m.msg_type, MsgType::Get);
+        assert!(m.has(ExtKind::KeyEncrypt));
+    }
+    assert!(nothing(&b), "GET answers go to the requester (and promiscuous sockets) only");
+    // A duplicate ADD: the error reaches every socket too (illumos).
+    a.send(&add(0x100, 3)).expect("send");
+    for c in [&a, &b, &p] {
+        assert_eq!(recv(c).errno, 17, "EEXIST");
+    }
+    // DUMP streams one message per SA, then the seq-0 terminator.
+    a.send(&add(0x101, 4)).expect("send");
+    for c in [&a, &b, &p] {
+        recv(c);
+    }
+    a.send(&Message::new(MsgType::Dump, 0, 5, 77).emit(Dialect::Illumos).expect("emit")).expect("send");
+    let mut spis = Vec::new();
+    loop {
+        let m = recv(&a);
+        assert_eq!(m.msg_type, MsgType::Dump);
+        if m.seq == 0 {
+            break;
+        }
+        spis.push(m.sa().expect("sa").spi);
+    }
+    spis.sort();
+    assert_eq!(spis, vec![0x100, 0x101]);
+    assert!(nothing(&b));
+}
+
+#[test]
+fn a_client_that_goes_away_does_not_disturb_the_others() {
+    let d = start(&[]);
+    let a = connect(&d.path);
+    {
+        let gone = connect(&d.path);
+        gone.send(&Message::new(MsgType::Dump, 0, 1, 1).emit(Dialect::Illumos).expect("emit")).expect("send");
+    }
+    a.send(&add(0x200, 1)).expect("send");
+    assert_eq!(recv(&a).errno, 0);
+    // Garbage is answered, not fatal.
+    a.send(&[1, 2, 3]).expect("send");
+    let m = c_recv_raw(&a);
+    assert_eq!(m[2], 97, "EMSGSIZE in illumos numbering");
+    a.send(&add(0x201, 2)).expect("send");
+    assert_eq!(recv(&a).errno, 0);
+}
+
+fn c_recv_raw(c: &Client) -> Vec<u8> {
+    c.recv(Some(Duration::from_secs(5))).expect("recv").expect("reply")
+}
+
+#[test]
+fn sigterm_stops_it_cleanly() {
+    let mut d = start(&[]);
+    let a = connect(&d.path);
+    a.send(&add(0x300, 1)).expect("send");
+    assert_eq!(recv(&a).errno, 0);
+    let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let t = Instant::now();
+    loop {
+        if let Some(status) = d.child.try_wait().expect("wait") {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "sadbd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.path.exists(), "the socket file is removed");
+}
+
+#[test]
+fn a_second_daemon_refuses_a_live_socket() {
+    let d = start(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_sadbd")).arg("--socket").arg(&d.path).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already serving"));
+}
