@@ -145,6 +145,9 @@ pub struct Sadb {
     /// (5.2 step 14), so one map answers both lookups in O(1).
     index: [HashMap<(u32, IpAddr), SaId, foldhash::fast::RandomState>; 2],
     rng: StdRng,
+    /// The soft-lifetime jitter's generator, seeded from `Jitter::Seeded`
+    /// (decisions.md simulated kernel #3).
+    jitter_rng: StdRng,
     next_serial: u64,
 }
 
@@ -166,7 +169,11 @@ fn unspecified_like(ip: IpAddr) -> IpAddr {
 impl Sadb {
     pub fn new(cfg: Config) -> Sadb {
         let rng = StdRng::seed_from_u64(cfg.seed);
-        Sadb { cfg, sas: Slab::new(), index: Default::default(), rng, next_serial: 1 }
+        let jitter_rng = StdRng::seed_from_u64(match cfg.jitter {
+            Jitter::Seeded(seed) => seed,
+            Jitter::Off => 0,
+        });
+        Sadb { cfg, sas: Slab::new(), index: Default::default(), rng, jitter_rng, next_serial: 1 }
     }
 
     fn take_serial(&mut self) -> u64 {
@@ -270,17 +277,7 @@ impl Sadb {
 
     fn dispatch(&mut self, req: &Message, now: Now) -> Result<Response> {
         use MsgType as T;
-        // keysock: these need a specific SA type (5.2 step 3).
-        let needs_type = matches!(
-            req.msg_type,
-            T::GetSpi | T::Add | T::Update | T::UpdatePair | T::Delete | T::DelPair | T::Get
-        );
-        if needs_type && req.satype == satype::UNSPEC {
-            return Err(einval(D::SatypeNeeded));
-        }
-        if req.satype != satype::UNSPEC && table(req.satype).is_none() && req.msg_type != T::Promisc {
-            return Err(einval(D::UnknownSatype));
-        }
+        satype_check(req.msg_type, req.satype)?;
         match req.msg_type {
             T::Add => self.add(req, now),
             T::Update | T::UpdatePair => self.update(req, now),
@@ -314,15 +311,6 @@ impl Sadb {
     // Address checks shared by every AH/ESP request (5.2 steps 4-5)
 
     fn check_request(&self, req: &Message) -> Result<Addrs> {
-        if req.has(ExtKind::Proposal) {
-            return Err(einval(D::PropPresent));
-        }
-        if req.has(ExtKind::SupportedAuth) || req.has(ExtKind::SupportedEncrypt) {
-            return Err(einval(D::SuppPresent));
-        }
-        if req.satype == satype::AH && req.has(ExtKind::KeyEncrypt) {
-            return Err(einval(D::EkeyPresent));
-        }
         let mut a = Addrs::default();
         if let Some(x) = req.address(ExtKind::AddressSrc) {
             a.src = Some((Endpoint { ip: x.addr.canonical_ip(), port: x.addr.port }, x.proto));
@@ -389,8 +377,9 @@ impl Sadb {
         if let (Some((s, sp)), Some((d, dp))) = (a.src.as_mut(), a.dst) {
             if s.ip.is_ipv4() != d.ip.is_ipv4() {
                 // An unspecified IPv6 source with an IPv4 destination is
-                // converted; any other mix is an error.
-                if s.ip.is_unspecified() {
+                // converted; any other mix, an unspecified IPv4 source with
+                // an IPv6 destination included, is an error (5.2 step 4).
+                if s.ip.is_ipv6() && s.ip.is_unspecified() {
                     s.ip = unspecified_like(d.ip);
                 } else {
                     return Err(einval(D::AfMismatch));
@@ -401,6 +390,17 @@ impl Sadb {
             if *sp != 0 && dp != 0 && *sp != dp {
                 return Err(einval(D::ProtoMismatch));
             }
+        }
+        // Message-level reality checks come after the address checks
+        // (5.2 step 5 follows step 4).
+        if req.has(ExtKind::Proposal) {
+            return Err(einval(D::PropPresent));
+        }
+        if req.has(ExtKind::SupportedAuth) || req.has(ExtKind::SupportedEncrypt) {
+            return Err(einval(D::SuppPresent));
+        }
+        if req.satype == satype::AH && req.has(ExtKind::KeyEncrypt) {
+            return Err(einval(D::EkeyPresent));
         }
         Ok(a)
     }
@@ -498,6 +498,14 @@ impl Sadb {
             return Err(einval(D::BadAalg));
         }
 
+        // Direction (5.2 step 9), then step 10: an SA that will be cloned
+        // cannot carry pair-spi, refused before the tunnel-mode (step 11)
+        // and SA-building (step 12) checks.
+        let (inbound, outbound, _) = self.direction(sa_ext.flags, src.ip, dst.ip)?;
+        if inbound && outbound && req.has(ExtKind::Pair) {
+            return Err(einval(D::PairInappropriate));
+        }
+
         // Tunnel mode: the outer protocol says which inner family (5.2 step 11).
         let mut proto = if src_proto != 0 { src_proto } else { dst_proto };
         let (inner_src, inner_dst, inner_proto) = match a.inner {
@@ -515,7 +523,10 @@ impl Sadb {
         if sa_ext.flags & flags::X_TUNNEL != 0 && inner_src.is_none() {
             return Err(einval(D::MissingInnerSrc));
         }
-        let mut fl = sa_ext.flags;
+        // X_PAIRED (which ipseckey sets along with pair-spi) is the kernel's:
+        // only a pairing that succeeds sets it; one undone with errno 0
+        // leaves the SA unpaired (5.5).
+        let mut fl = sa_ext.flags & !flags::X_PAIRED;
         if inner_src.is_some() {
             fl |= flags::X_TUNNEL;
         }
@@ -606,24 +617,29 @@ impl Sadb {
         Ok(sa)
     }
 
-    /// Direction selection (5.3), insertion (5.2 step 14) and pairing (5.5).
-    fn insert_and_pair(&mut self, req: &Message, mut sa: Sa) -> Result<Response> {
-        let req_flags = sa.flags;
-        let (inbound, outbound, shown) = if req_flags & flags::X_INBOUND != 0 {
+    /// Direction selection (5.3): (in the inbound table, in the outbound
+    /// table, the direction flags the SA shows).
+    fn direction(&self, req_flags: u64, src: IpAddr, dst: IpAddr) -> Result<(bool, bool, u64)> {
+        Ok(if req_flags & flags::X_INBOUND != 0 {
             (true, req_flags & flags::X_OUTBOUND != 0, req_flags & (flags::X_INBOUND | flags::X_OUTBOUND))
         } else if req_flags & flags::X_OUTBOUND != 0 {
             (false, true, flags::X_OUTBOUND)
         } else {
-            match self.classify(sa.dst.ip) {
+            match self.classify(dst) {
                 AddrClass::MulticastOrBroadcast => (true, true, flags::X_INBOUND | flags::X_OUTBOUND),
-                AddrClass::Me => (true, self.classify(sa.src.ip) != AddrClass::NotMe, flags::X_INBOUND),
+                AddrClass::Me => (true, self.classify(src) != AddrClass::NotMe, flags::X_INBOUND),
                 AddrClass::NotMe => {
-                    let clone = self.classify(sa.src.ip) != AddrClass::Me;
+                    let clone = self.classify(src) != AddrClass::Me;
                     (clone, true, flags::X_OUTBOUND | if clone { flags::X_INBOUND } else { 0 })
                 }
                 AddrClass::Unspecified => return Err(einval(D::BadDst)),
             }
-        };
+        })
+    }
+
+    /// Direction selection (5.3), insertion (5.2 step 14) and pairing (5.5).
+    fn insert_and_pair(&mut self, req: &Message, mut sa: Sa) -> Result<Response> {
+        let (inbound, outbound, shown) = self.direction(sa.flags, sa.src.ip, sa.dst.ip)?;
         let pair = match req.ext(ExtKind::Pair) {
             Some(Extension::Pair { spi }) => Some(*spi),
             _ => None,
@@ -638,7 +654,7 @@ impl Sadb {
         // that peers do not all rekey at once (5.6, decisions.md #3).
         if outbound && !inbound && sa.soft.addtime != 0 {
             if let Jitter::Seeded(_) = self.cfg.jitter {
-                let j: u64 = self.rng.gen_range(8..=23);
+                let j: u64 = self.jitter_rng.gen_range(8..=23);
                 sa.soft.addtime = sa.soft.addtime.saturating_sub(j).max(1);
                 recompute_expiry(&mut sa);
             }
@@ -879,7 +895,9 @@ impl Sadb {
         if let Some(v) = replay_value {
             if sa.replay_window != 0 {
                 if dst_is_me {
-                    sa.replay.check(v).map_err(|_| refuse(Errno::Eopnotsupp, D::InvalidReplay))?;
+                    // 4.7: EINVAL unless noted; only replay64 without
+                    // replay32 is EOPNOTSUPP.
+                    sa.replay.check(v).map_err(|_| einval(D::InvalidReplay))?;
                     sa.replay.set_highest(v);
                 } else {
                     sa.seq_out = v;
@@ -931,12 +949,16 @@ impl Sadb {
         let id = self.find(req, &a)?;
         let partner = self.partner(id);
         let Some(sa) = self.remove(id) else { return Err(refuse(Errno::Esrch, D::SaNotfound)) };
+        // DELETE-PAIR removes the SA and its partner *or clone* (5.5): a
+        // cloned SA's other copy went with it, so it has its pair.
+        let cloned = sa.in_inbound && sa.in_outbound;
         let mut out = vec![Delivery { to: Audience::All, msg: sa.describe(req.msg_type, req.seq, req.pid, false) }];
         if req.msg_type == MsgType::DelPair {
             match partner.and_then(|p| self.remove(p)) {
                 Some(p) => {
                     out.push(Delivery { to: Audience::All, msg: p.describe(req.msg_type, req.seq, req.pid, false) })
                 }
+                None if cloned => {}
                 // The SA itself is gone all the same (5.5).
                 None => return Err(refuse(Errno::Esrch, D::PairSaNotfound)),
             }
@@ -1459,15 +1481,31 @@ fn error_audience(t: MsgType) -> Audience {
     }
 }
 
+/// keysock: the message types that need a specific SA type, and SA types
+/// without an SADB (ipseckey-behaviour.md 5.2 step 3).
+fn satype_check(t: MsgType, sa_type: u8) -> Result<()> {
+    use MsgType as T;
+    let needs_type = matches!(t, T::GetSpi | T::Add | T::Update | T::UpdatePair | T::Delete | T::DelPair | T::Get);
+    if needs_type && sa_type == satype::UNSPEC {
+        return Err(einval(D::SatypeNeeded));
+    }
+    if sa_type != satype::UNSPEC && table(sa_type).is_none() && t != T::Promisc {
+        return Err(einval(D::UnknownSatype));
+    }
+    Ok(())
+}
+
 /// illumos keysock's checks on the raw bytes, then the typed decode
-/// (ipseckey-behaviour.md 5.2 steps 1-2).
+/// (ipseckey-behaviour.md 5.2 steps 1-3).
 pub fn keysock_check(bytes: &[u8]) -> Result<Message> {
     let wire = |e: WireError| refuse(e.errno(), e.diagnostic());
     let view = MsgView::new_checked(bytes).map_err(wire)?;
-    if MsgType::from_number(view.msg_type(), Dialect::Illumos).is_none_or(|t| t == MsgType::Reserved) {
+    let Some(msg_type) = MsgType::from_number(view.msg_type(), Dialect::Illumos).filter(|t| *t != MsgType::Reserved)
+    else {
         return Err(einval(D::UnknownMsg));
-    }
+    };
     let mut seen = HashSet::new();
+    let mut ident_ends = Vec::new();
     for raw in view.extensions() {
         let raw = raw.map_err(wire)?;
         let Some(kind) = ExtKind::from_number(raw.wire_type, Dialect::Illumos) else {
@@ -1477,9 +1515,27 @@ pub fn keysock_check(bytes: &[u8]) -> Result<Message> {
             return Err(wire(WireError::DuplicateExt(kind)));
         }
         keysock_ext_check(kind, &raw)?;
+        if matches!(kind, ExtKind::IdentitySrc | ExtKind::IdentityDst) && raw.bytes.len() > IDENT_STRING {
+            ident_ends.push(raw.offset + raw.bytes.len() - 1);
+        }
     }
-    Message::parse(bytes, Dialect::Illumos).map_err(wire)
+    // Step 3 before the typed decode, which already runs some of the
+    // per-type address checks of step 4 (families, inner prefixes).
+    satype_check(msg_type, view.satype())?;
+    if ident_ends.is_empty() {
+        return Message::parse(bytes, Dialect::Illumos).map_err(wire);
+    }
+    // keysock forces identity strings to be NUL-terminated by writing a NUL
+    // into the extension's last byte (5.2 step 2).
+    let mut owned = bytes.to_vec();
+    for i in ident_ends {
+        owned[i] = 0;
+    }
+    Message::parse(&owned, Dialect::Illumos).map_err(wire)
 }
+
+/// Offset of the string in `sadb_ident`.
+const IDENT_STRING: usize = crate::pfkey::field::ident::STRING;
 
 fn keysock_ext_check(kind: ExtKind, raw: &RawExt<'_>) -> Result<()> {
     let len = raw.bytes.len();
@@ -1496,7 +1552,7 @@ fn keysock_ext_check(kind: ExtKind, raw: &RawExt<'_>) -> Result<()> {
             let bits = if len >= 6 { u16::from_ne_bytes([raw.bytes[4], raw.bytes[5]]) } else { 0 };
             // illumos sizes the payload from floor(bits / 8), rounded up to
             // a word (5.8): an odd bit count such as "e/3" never fits.
-            let expected = WORD + ((bits as usize / 8) + WORD - 1) / WORD * WORD;
+            let expected = WORD + (bits as usize / 8).div_ceil(WORD) * WORD;
             let material = raw.bytes.get(WORD..).unwrap_or(&[]);
             if bits == 0 || len != expected || material.iter().all(|&b| b == 0) {
                 Err(einval(malformed(kind)))
