@@ -1,0 +1,13 @@
+//! The `ipseckey(8)` front end as a library: the command language, the
+//! printers of illumos ipseckey, and the transports that carry PF_KEY
+//! messages to a kernel (the simulator's socket, an in-process engine).
+
+pub mod driver;
+pub mod files;
+pub mod help;
+pub mod lexer;
+pub mod parse;
+pub mod print;
+pub mod request;
+pub mod run;
+pub mod transport;

@@ -1,0 +1,226 @@
+//! ipseckey as a user runs it: the embedded engine, the sadbd daemon, files,
+//! exit statuses and the manual's diagnostics.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn ipseckey() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ipseckey"));
+    c.env_remove("IPSEC_SIM_SOCKET");
+    c
+}
+
+fn run_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = ipseckey().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run ipseckey");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new(tag: &str) -> Tmp {
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("ipseckey-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("tmp");
+        Tmp(p)
+    }
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, content).expect("write");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        p
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const ADD: &str = "add esp spi 0x2112 src 10.0.0.1 dst 10.0.0.2 auth_alg md5 authkey bde359723576fdea08e56cbe876e24ad encr_alg des encrkey be02938e7def2839 hard_addtime 28800\n";
+
+#[test]
+fn embedded_session_add_get_dump_flush() {
+    let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\ndump\nflush\ndump\n");
+    let o = run_stdin(&["--embedded", "-n", "--local", "10.0.0.1"], &input);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("Base message (version 2) type GET, SA type ESP."), "{out}");
+    assert!(out.contains("SA: SADB_ASSOC spi=0x2112, replay window size=0, state=MATURE"), "{out}");
+    assert!(out.contains("SA: flags=0x8000 < X_OUTBOUND >"), "{out}");
+    assert!(out.contains("EKY: bf02928f7cef2938/64"), "the parity-corrected DES key: {out}");
+    assert!(out.contains("SRC: AF_INET: port 0, 10.0.0.1."), "{out}");
+    assert_eq!(out.matches("Dump succeeded for SA type 0.").count(), 2, "{out}");
+    assert_eq!(out.matches("type DUMP, SA type ESP.").count(), 1, "one SA before the flush, none after: {out}");
+}
+
+#[test]
+fn paranoid_mode_never_prints_keys() {
+    let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\nsave esp -\n");
+    let o = run_stdin(&["--embedded", "-n", "-p"], &input);
+    let out = text(&o.stdout);
+    assert!(!out.contains("bde359723576fdea08e56cbe876e24ad") && !out.contains("bf02928f7cef2938"), "{out}");
+    assert!(out.contains("XX"), "{out}");
+}
+
+#[test]
+fn kernel_refusals_are_reported_with_their_diagnostic() {
+    let input = "add esp spi 5 dst 10.0.0.2 encr_alg des encrkey 0101010101010101 auth_alg md5 authkey 00112233445566778899aabbccddeeff\n\
+                 add esp spi 6 dst 10.0.0.2 auth_alg sha1 authkey 0011\n\
+                 get esp spi 77 dst 10.0.0.2\n";
+    let o = run_stdin(&["--embedded", "-n"], input);
+    let err = text(&o.stderr);
+    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 47: Weak encryption key."), "{err}");
+    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 44: Bad number of authentication bits."), "{err}");
+    assert!(err.contains("Association (type = esp) with spi 0x4d and addr\n10.0.0.2 does not exist."), "{err}");
+    assert!(!err.contains("0101010101010101") && !err.contains("00112233"), "no keys in errors: {err}");
+}
+
+#[test]
+fn duplicate_add_says_already_exists() {
+    let o = run_stdin(&["--embedded", "-n"], &format!("{ADD}{ADD}"));
+    assert!(text(&o.stderr).contains("Association (type = esp) with spi 0x2112 and addr\n10.0.0.2 already exists."), "{}", text(&o.stderr));
+}
+
+#[test]
+fn file_mode_reports_every_error_with_its_line_and_a_summary() {
+    let t = Tmp::new("f");
+    let f = t.file(
+        "keys.conf",
+        "# comment\nflush\nadd esp spi 1 dst 10.0.0.9 \\\n  frob 3 encr_alg aes encrkey 00112233445566778899aabbccddeeff\nget esp spi 1\nadd esp spi 0x10 dst 10.0.0.9 encr_alg aes encrkey 00112233445566778899aabbccddeeff\n",
+    );
+    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&f).output().expect("run");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Parse error on line 3.\nUnknown extension field \"frob\".\nUnknown extension field \"3\"."), "{err}");
+    assert!(err.contains("Parse error on line 5.\nUnexpected end of command line, was expecting dst."), "{err}");
+    assert!(err.contains("ipseckey: 2 of 4 commands parsed were valid."), "{err}");
+    // A clean file: silent, exit 0.
+    let g = t.file("ok.conf", "flush\nadd esp spi 0x10 dst 10.0.0.9 encr_alg aes encrkey 00112233445566778899aabbccddeeff\n");
+    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&g).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!((text(&o.stdout), text(&o.stderr)), (String::new(), String::new()));
+}
+
+#[test]
+fn check_mode_sends_nothing_and_checks_syntax_only() {
+    let t = Tmp::new("c");
+    let f = t.file("keys.conf", "add esp spi 1 dst 10.0.0.9 encr_alg des encrkey 0101010101010101\nadd esp spi 2 dst 10.0.0.9 encralg aes encrkey zz\n");
+    let o = ipseckey().args(["-n", "-c"]).arg(&f).output().expect("run");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("Parse error on line 2.\nThe encryption key is not a hex string."), "{err}");
+    assert!(!err.contains("line 1"), "weak keys are the kernel's business, not -c's: {err}");
+}
+
+#[test]
+fn world_readable_key_files_are_warned_about() {
+    let t = Tmp::new("w");
+    let f = t.file("keys.conf", "flush\n");
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let o = ipseckey().args(["--embedded", "-f"]).arg(&f).output().expect("run");
+    assert!(text(&o.stderr).contains("has insecure permissions"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn add_is_refused_on_the_command_line() {
+    let o = ipseckey().args(["--embedded", "add", "esp", "spi", "1", "dst", "10.0.0.1", "authalg", "md5", "authkey", "00112233445566778899aabbccddeeff"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("can't do ADD or UPDATE from the command line"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn command_line_errors_exit_1() {
+    let o = ipseckey().args(["--embedded", "flush", "foo"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(text(&o.stderr).trim(), "Unknown SA type (foo).");
+    let o = ipseckey().args(["--embedded", "get", "esp", "spi", "5"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("was expecting dst"));
+    let o = ipseckey().args(["--embedded", "frob"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("Unknown command (frob)."));
+}
+
+#[test]
+fn no_daemon_is_one_clear_line() {
+    let o = ipseckey().args(["--socket", "/nonexistent/ipsec-sim.sock", "dump"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.starts_with("ipseckey: cannot reach the simulated kernel at /nonexistent/ipsec-sim.sock"), "{err}");
+    assert!(err.contains("sadbd"), "says how to start one: {err}");
+}
+
+struct Daemon(Child, #[allow(dead_code)] Tmp, PathBuf);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sadbd() -> Option<Daemon> {
+    let exe = Path::new(env!("CARGO_BIN_EXE_ipseckey")).with_file_name("sadbd");
+    if !exe.exists() {
+        eprintln!("SKIPPED: {} not built (cargo build -p sim)", exe.display());
+        return None;
+    }
+    let t = Tmp::new("d");
+    let sock = t.0.join("pfkey.sock");
+    let child = Command::new(exe).arg("--socket").arg(&sock).args(["--local", "10.0.0.1"]).stderr(Stdio::null()).spawn().expect("sadbd");
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Some(Daemon(child, t, sock))
+}
+
+#[test]
+fn the_daemon_keeps_sas_between_invocations() {
+    let Some(d) = sadbd() else { return };
+    let sock = d.2.to_str().expect("utf-8 path");
+    let t = Tmp::new("k");
+    let f = t.file("keys.conf", ADD);
+    let o = ipseckey().args(["--socket", sock, "-n", "-f"]).arg(&f).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("spi=0x2112"));
+    // save, flush, reload the saved file, and the SA is back.
+    let saved = t.0.join("saved.conf");
+    let o = ipseckey().args(["--socket", sock, "-s"]).arg(&saved).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mode = std::fs::metadata(&saved).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0);
+    assert_eq!(mode, 0o600, "saved keys are private");
+    assert!(ipseckey().args(["--socket", sock, "flush"]).status().expect("run").success());
+    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    let o = ipseckey().args(["--socket", sock, "-f"]).arg(&saved).output().expect("run");
+    assert!(o.status.success(), "reloading a save: {}", text(&o.stderr));
+    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains("EKY: bf02928f7cef2938/64"));
+}
+
+#[test]
+fn monitor_sees_other_clients_changes() {
+    let Some(d) = sadbd() else { return };
+    let sock = d.2.to_str().expect("utf-8 path").to_string();
+    let mut mon = ipseckey().args(["--socket", &sock, "-n", "monitor"]).stdout(Stdio::piped()).spawn().expect("monitor");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ipseckey().args(["--socket", &sock, "flush", "esp"]).status().expect("flush").success());
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = mon.kill();
+    let out = mon.wait_with_output().expect("wait");
+    let s = text(&out.stdout);
+    assert!(s.starts_with("Actively monitoring the PF_KEY socket."), "{s}");
+    assert!(s.contains("type FLUSH, SA type ESP."), "{s}");
+    assert!(s.contains("Timestamp: "), "{s}");
+}
