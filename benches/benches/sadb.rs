@@ -40,6 +40,17 @@ fn bench(c: &mut Criterion) {
             black_box(bare.get(&(0x1000 + j, dst(j))))
         })
     });
+    // The same map with the SADB's hasher, to separate hashing from the rest.
+    let fold: HashMap<(u32, IpAddr), usize, foldhash::fast::RandomState> =
+        (0..N).map(|i| ((0x1000 + i, dst(i)), i as usize)).collect();
+    let mut f = 0u32;
+    g.bench_function("bare_hashmap_foldhash_lookup", |b| {
+        b.iter(|| {
+            f = (f.wrapping_mul(2_654_435_761).wrapping_add(1)) % N;
+            black_box(fold.get(&(0x1000 + f, dst(f))))
+        })
+    });
+    drop(fold);
     drop(bare);
     let mut db = db;
     let mut k = N;

@@ -250,7 +250,7 @@ pub fn parse_key(text: &str, which: &str, warnings: &mut Vec<String>) -> Result<
             }
             let keep = n.div_ceil(8);
             bytes.truncate(keep);
-            if n % 8 != 0 {
+            if !n.is_multiple_of(8) {
                 if let Some(last) = bytes.last_mut() {
                     *last &= 0xffu8 << (8 - n % 8);
                 }

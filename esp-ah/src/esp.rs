@@ -272,7 +272,7 @@ pub fn decap(tf: &Transform, at: &EspAt, seq: u64, pkt: &mut PacketBuf<'_>) -> R
     }
     let icv_at = d.len() - icv;
     let body_len = icv_at - body_at;
-    if body_len % block != 0 || body_len < 2 {
+    if !body_len.is_multiple_of(block) || body_len < 2 {
         return Err(DropReason::Malformed);
     }
     let (head, tail) = d.split_at_mut(icv_at);
