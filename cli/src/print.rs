@@ -50,8 +50,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use chrono::{DateTime, Datelike, Local, LocalResult, Offset, TimeZone, Timelike, Utc};
 use sadb::alg::{AuthAlg, EncrAlg};
 use sadb::pfkey::{
-    flags, ident_type, Address, AlgDesc, Comb, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message,
-    MsgType, SaExt, Sensitivity, SpiRange, WORD,
+    flags, ident_type, Address, AlgDesc, Comb, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType,
+    SaExt, Sensitivity, SpiRange, WORD,
 };
 use sadb::{Diagnostic, Errno};
 
@@ -798,14 +798,7 @@ fn print_supp(s: &mut String, kind: ExtKind, algs: &[AlgDesc]) {
     out!(s, "{pfx}Supported {what} algorithms.\n");
     for a in algs {
         let name = if encr { encr_name(a.id) } else { auth_name(a.id) };
-        out!(
-            s,
-            "{pfx}{name} minbits={}, maxbits={}, ivlen={}, saltbits={}",
-            a.minbits,
-            a.maxbits,
-            a.ivlen,
-            a.saltbits
-        );
+        out!(s, "{pfx}{name} minbits={}, maxbits={}, ivlen={}, saltbits={}", a.minbits, a.maxbits, a.ivlen, a.saltbits);
         if encr {
             out!(s, ", increment={}", a.increment);
         }
@@ -916,11 +909,8 @@ fn print_lifetimes(
         if l.addtime != 0 || (l.usetime != 0 && c.usetime != 0) {
             // illumos does this in unsigned 64-bit arithmetic stored into
             // an int64_t: a limit already passed gives a negative delta.
-            let add = if l.addtime != 0 {
-                c.addtime.wrapping_add(l.addtime).wrapping_sub(now) as i64
-            } else {
-                i64::MAX
-            };
+            let add =
+                if l.addtime != 0 { c.addtime.wrapping_add(l.addtime).wrapping_sub(now) as i64 } else { i64::MAX };
             let used = if l.usetime != 0 && c.usetime != 0 {
                 c.usetime.wrapping_add(l.usetime).wrapping_sub(now) as i64
             } else {
@@ -970,12 +960,5 @@ fn format_time(t: i64) -> String {
     let d = utc.with_timezone(&offset);
     let wd = WEEKDAYS.get(d.weekday().num_days_from_monday() as usize).copied().unwrap_or("???");
     let mon = MONTHS.get(d.month0() as usize).copied().unwrap_or("???");
-    format!(
-        "{wd} {mon} {:>2} {:02}:{:02}:{:02} {}",
-        d.day(),
-        d.hour(),
-        d.minute(),
-        d.second(),
-        d.year()
-    )
+    format!("{wd} {mon} {:>2} {:02}:{:02}:{:02} {}", d.day(), d.hour(), d.minute(), d.second(), d.year())
 }
