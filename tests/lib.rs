@@ -1,0 +1,1 @@
+//! Scenario files for black-box tests (see `scenarios/README.md`).
