@@ -240,9 +240,10 @@ impl<'a> Session<'a> {
                 Err(Some(format!("Association (type = {ty}) with spi 0x{spi:x} and addr\n{dst} does not exist.")))
             }
             Some(Errno::Einval) | Some(Errno::Esrch) | Some(Errno::Eexist) => Err(Some(format!(
-                "One of the entered values is incorrect: Diagnostic code {}: {}.",
+                "One of the entered values is incorrect: Diagnostic code {}: {}{}.",
                 diag.code(),
-                diag.text()
+                diag.text(),
+                blame(diag, cmd, dst).map(|b| format!(" ({b})")).unwrap_or_default()
             ))),
             other => {
                 let text = other.map(|e| e.illumos_text()).unwrap_or("Unknown error");
@@ -365,4 +366,65 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// The keyword (and value, never a key) behind a kernel diagnostic, so a
+/// refusal names what to fix.
+fn blame(diag: Diagnostic, cmd: &Command, dst: IpAddr) -> Option<String> {
+    use sadb::alg::{AuthAlg, EncrAlg};
+    use Diagnostic as D;
+    let sa = &cmd.sa;
+    let alg_a = || {
+        sa.auth
+            .map(|a| AuthAlg::from_id(a, Dialect::Illumos).map(|x| x.name().to_string()).unwrap_or_else(|| a.to_string()))
+            .unwrap_or_else(|| "none".into())
+    };
+    let alg_e = || {
+        sa.encr
+            .map(|e| EncrAlg::from_id(e, Dialect::Illumos).map(|x| x.name().to_string()).unwrap_or_else(|| e.to_string()))
+            .unwrap_or_else(|| "null".into())
+    };
+    let bits = |k: &Option<crate::parse::ParsedKey>| k.as_ref().map(|k| k.bits).unwrap_or(0);
+    let first = |v: &Option<Vec<IpAddr>>| v.as_ref().and_then(|a| a.first()).map(|a| a.to_string()).unwrap_or_default();
+    let lt = |f: &str| -> String {
+        let (h, s) = (&sa.hard.lt, &sa.soft.lt);
+        match f {
+            "alloc" => format!("soft_alloc {} > hard_alloc {}", s.allocations, h.allocations),
+            "bytes" => format!("soft_bytes {} > hard_bytes {}", s.bytes, h.bytes),
+            "addtime" => format!("soft_addtime {} > hard_addtime {}", s.addtime, h.addtime),
+            _ => format!("soft_usetime {} > hard_usetime {}", s.usetime, h.usetime),
+        }
+    };
+    Some(match diag {
+        D::BadAalg => format!("auth_alg {}", alg_a()),
+        D::BadEalg | D::EncrNotsupp => format!("encr_alg {}", alg_e()),
+        D::BadAkeybits => format!("authkey: {} bits for {}", bits(&sa.auth_key), alg_a()),
+        D::BadEkeybits => format!("encrkey: {} bits for {}", bits(&sa.encr_key), alg_e()),
+        D::WeakEkey | D::MalformedEkey | D::EkeyPresent | D::MissingEkey => "encrkey".into(),
+        D::WeakAkey | D::MalformedAkey | D::AkeyPresent | D::MissingAkey => "authkey".into(),
+        D::BadSrc | D::BadSrcAf | D::MissingSrc | D::MalformedSrc => format!("src {}", first(&sa.src)),
+        D::BadDst | D::BadDstAf | D::MissingDst | D::MalformedDst => format!("dst {dst}"),
+        D::AfMismatch => format!("src {} and dst {dst}", first(&sa.src)),
+        D::AllocHserr => lt("alloc"),
+        D::BytesHserr => lt("bytes"),
+        D::AddtimeHserr => lt("addtime"),
+        D::UsetimeHserr => lt("usetime"),
+        D::BadSastate => format!("state {}", sa.state.map(|s| s.to_string()).unwrap_or_else(|| "mature".into())),
+        D::BadSaflags => "inbound/outbound/encap".into(),
+        D::PairInappropriate | D::PairAlready | D::PairSaNotfound => match sa.pair_spi {
+            Some(p) => format!("pair-spi 0x{p:x}"),
+            None => format!("spi 0x{:x}", sa.spi.unwrap_or(0)),
+        },
+        D::SaNotfound => format!("spi 0x{:x} dst {dst}", sa.spi.unwrap_or(0)),
+        D::InvalidReplay => format!("replay_value {}", sa.replay_value.unwrap_or(0)),
+        D::MalformedNattLoc | D::BadNattLocAf | D::MissingNattLoc => "nat_loc".into(),
+        D::MalformedNattRem | D::BadNattRemAf | D::MissingNattRem => "nat_rem".into(),
+        D::MissingInnerSrc | D::MalformedInnerSrc | D::PrefixInnerSrc | D::BadInnerSrcAf => "isrc".into(),
+        D::MissingInnerDst | D::MalformedInnerDst | D::PrefixInnerDst | D::BadInnerDstAf => "idst".into(),
+        D::InnerAfMismatch => "isrc/idst and proto".into(),
+        D::ProtoMismatch => format!("proto {}", sa.proto.unwrap_or(0)),
+        D::InnerProtoMismatch => format!("iproto {}", sa.iproto.unwrap_or(0)),
+        D::DualPortSets => "sport/dport with isport/idport".into(),
+        _ => return None,
+    })
 }

@@ -76,8 +76,8 @@ fn kernel_refusals_are_reported_with_their_diagnostic() {
                  get esp spi 77 dst 10.0.0.2\n";
     let o = run_stdin(&["--embedded", "-n"], input);
     let err = text(&o.stderr);
-    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 47: Weak encryption key."), "{err}");
-    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 44: Bad number of authentication bits."), "{err}");
+    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 47: Weak encryption key (encrkey)."), "{err}");
+    assert!(err.contains("One of the entered values is incorrect: Diagnostic code 44: Bad number of authentication bits (authkey: 16 bits for hmac-sha1)."), "{err}");
     assert!(err.contains("Association (type = esp) with spi 0x4d and addr\n10.0.0.2 does not exist."), "{err}");
     assert!(!err.contains("0101010101010101") && !err.contains("00112233"), "no keys in errors: {err}");
 }
@@ -223,4 +223,29 @@ fn monitor_sees_other_clients_changes() {
     assert!(s.starts_with("Actively monitoring the PF_KEY socket."), "{s}");
     assert!(s.contains("type FLUSH, SA type ESP."), "{s}");
     assert!(s.contains("Timestamp: "), "{s}");
+}
+
+#[test]
+fn ten_thousand_sas_load_and_dump() {
+    let Some(d) = sadbd() else { return };
+    let sock = d.2.to_str().expect("utf-8 path");
+    let t = Tmp::new("10k");
+    let mut conf = String::new();
+    for i in 0..10_000u32 {
+        conf.push_str(&format!(
+            "add esp spi {} src 10.0.0.1 dst 10.{}.{}.{} encr_alg aes encrkey 00112233445566778899aabbccddeeff\n",
+            0x1000 + i,
+            1 + i / 65536,
+            (i / 256) % 256,
+            i % 256
+        ));
+    }
+    let f = t.file("big.conf", &conf);
+    let o = ipseckey().args(["--socket", sock, "-f"]).arg(&f).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = ipseckey().args(["--socket", sock, "-n", "dump", "esp"]).output().expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert_eq!(out.matches("Base message (version 2) type DUMP, SA type ESP.").count(), 10_000);
+    assert!(out.ends_with("Dump succeeded for SA type 3.\n"));
 }
