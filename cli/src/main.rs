@@ -124,15 +124,37 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The `ipseckey> ` prompt with line editing and history (decisions.md
-/// #13). Lines that carry keys never enter the history.
+/// Tab completion of commands, SA types and extension keywords.
+struct Completion;
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(ipseckey::help::complete(line, pos))
+    }
+}
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
+
+/// The `ipseckey> ` prompt with line editing, completion and history
+/// (decisions.md #13). Lines that carry keys never enter the history.
 fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
-    let Ok(mut ed) = rustyline::DefaultEditor::new() else {
+    let Ok(mut ed) = rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::new() else {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
         run_stream(s, popts, &mut lock);
         return;
     };
+    ed.set_helper(Some(Completion));
     let mut j = Joiner::new();
     loop {
         let prompt = "ipseckey> ";

@@ -249,3 +249,57 @@ fn ten_thousand_sas_load_and_dump() {
     assert_eq!(out.matches("Base message (version 2) type DUMP, SA type ESP.").count(), 10_000);
     assert!(out.ends_with("Dump succeeded for SA type 3.\n"));
 }
+
+/// Interactive mode through a pseudo-terminal (python3's pty module): the
+/// prompt, tab completion, and a history that never recalls key lines.
+#[test]
+fn interactive_prompt_on_a_terminal() {
+    if Command::new("python3").arg("-c").arg("import pty").status().map(|s| !s.success()).unwrap_or(true) {
+        eprintln!("\n!!!!!!!! SKIPPED: python3 with the pty module is needed to drive a terminal !!!!!!!!\n");
+        return;
+    }
+    let script = r#"
+import os, pty, select, sys, time
+exe = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm"
+    os.execv(exe, [exe, "--embedded", "-n"])
+buf = b""
+def until(token, timeout=10):
+    global buf
+    end = time.time() + timeout
+    while token not in buf:
+        left = end - time.time()
+        if left <= 0:
+            sys.exit("timed out waiting for %r; got %r" % (token, buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    i = buf.index(token) + len(token)
+    out, buf = buf[:i], buf[i:]
+    return out
+until(b"ipseckey> ")
+os.write(fd, b"add esp spi 0x10 dst 10.0.0.2 encr_alg aes encrkey 00112233445566778899aabbccddeeff\r")
+time.sleep(0.3)
+os.write(fd, b"get esp spi 0x10 dst 10.0.0.2\r")
+out = until(b"spi=0x10")
+# Two steps back in history: the key-bearing add must not come back.
+time.sleep(0.3)
+os.write(fd, b"\x1b[A\x1b[A\r")
+out = until(b"spi=0x10")
+assert b"add esp" not in out and b"ipseckey> get esp spi 0x10" in out, out
+# Tab completion of a command word.
+time.sleep(0.3)
+os.write(fd, b"dum\t\r")
+out = until(b"Dump succeeded for SA type 0.")
+os.write(fd, b"quit\r")
+_, status = os.waitpid(pid, 0)
+sys.exit(0 if os.WEXITSTATUS(status) == 0 else "exit status %d" % os.WEXITSTATUS(status))
+"#;
+    let o = Command::new("python3").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_ipseckey")).output().expect("python3");
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+}
