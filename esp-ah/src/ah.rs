@@ -164,28 +164,6 @@ pub fn decap(tf: &Transform, found: &Classified, seq: u64, pkt: &mut PacketBuf<'
     let verified = integ.verify(&[hdr, &d[off..], esn], &got[..icv]);
     d[off + AH_FIXED..off + AH_FIXED + icv].copy_from_slice(&got[..icv]);
     verified.map_err(|_| DropReason::BadIcv)?;
-    match tf.tunnel {
-        Some(_) => {
-            if next != proto::IPIP && next != proto::IPV6 {
-                return Err(DropReason::Malformed);
-            }
-            pkt.pull_front(off + len).map_err(|_| DropReason::Malformed)?;
-            let inner = layout(pkt.data()).ok_or(DropReason::Malformed)?;
-            if inner.v6 != (next == proto::IPV6) {
-                return Err(DropReason::Malformed);
-            }
-            if let Some((isrc, idst)) = tf.inner {
-                if !isrc.contains(inner.src) || !idst.contains(inner.dst) {
-                    return Err(DropReason::Policy);
-                }
-            }
-        }
-        None => {
-            pkt.remove_gap(ip.hdr_len, len).map_err(|_| DropReason::Malformed)?;
-            let d = pkt.data_mut();
-            d[ip.next_at] = next;
-            fix_lengths(d, ip.v6);
-        }
-    }
+    crate::esp::restore(tf, pkt, &ip, off + len, next, false)?;
     Ok(next)
 }

@@ -314,35 +314,50 @@ pub fn decap(tf: &Transform, at: &EspAt, seq: u64, pkt: &mut PacketBuf<'_>) -> R
         return Err(DropReason::Dummy);
     }
     pkt.trim_back(icv + 2 + pad_len).map_err(|_| DropReason::Malformed)?;
-    let strip = at.off + ESP_HDR + iv_len - at.ip.hdr_len;
+    restore(tf, pkt, &at.ip, at.off + ESP_HDR + iv_len, next, at.udp)?;
+    Ok(next)
+}
+
+/// After ESP or AH verified, with the protected payload starting at
+/// `payload_at`: tunnel mode keeps only the inner packet and checks it
+/// against the SA's selectors (RFC 4301 5.2 step 4); transport mode closes
+/// the gap the IPsec header left and restores the protocol field (and, after
+/// NAT traversal, the transport checksum, RFC 3948 3.1.2).
+pub(crate) fn restore(
+    tf: &Transform,
+    pkt: &mut PacketBuf<'_>,
+    ip: &IpLayout,
+    payload_at: usize,
+    next: u8,
+    natt: bool,
+) -> Result<(), DropReason> {
     match tf.tunnel {
         Some(_) => {
             if next != proto::IPIP && next != proto::IPV6 {
                 return Err(DropReason::Malformed);
             }
-            pkt.pull_front(at.off + ESP_HDR + iv_len).map_err(|_| DropReason::Malformed)?;
+            pkt.pull_front(payload_at).map_err(|_| DropReason::Malformed)?;
             let inner = layout(pkt.data()).ok_or(DropReason::Malformed)?;
             if inner.v6 != (next == proto::IPV6) {
                 return Err(DropReason::Malformed);
             }
             if let Some((isrc, idst)) = tf.inner {
-                // RFC 4301 5.2 step 4: the inner header must match the SA's selectors.
                 if !isrc.contains(inner.src) || !idst.contains(inner.dst) {
                     return Err(DropReason::Policy);
                 }
             }
         }
         None => {
-            pkt.remove_gap(at.ip.hdr_len, strip).map_err(|_| DropReason::Malformed)?;
+            pkt.remove_gap(ip.hdr_len, payload_at - ip.hdr_len).map_err(|_| DropReason::Malformed)?;
             let d = pkt.data_mut();
-            d[at.ip.next_at] = next;
-            fix_lengths(d, at.ip.v6);
-            if at.udp {
+            d[ip.next_at] = next;
+            fix_lengths(d, ip.v6);
+            if natt {
                 if let Some(l) = layout(pkt.data()) {
                     fix_l4_checksum(pkt.data_mut(), &l);
                 }
             }
         }
     }
-    Ok(next)
+    Ok(())
 }
