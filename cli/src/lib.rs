@@ -5,6 +5,7 @@
 pub mod driver;
 pub mod files;
 pub mod help;
+pub mod json;
 pub mod lexer;
 pub mod parse;
 pub mod print;

@@ -39,6 +39,9 @@ struct Args {
     /// The simulator's PF_KEY socket (default: $IPSEC_SIM_SOCKET, else $XDG_RUNTIME_DIR/ipsec-sim/sadbd.sock).
     #[arg(long, value_name = "PATH", conflicts_with = "embedded")]
     socket: Option<PathBuf>,
+    /// get, dump and monitor print one JSON object per SA or message (JSON Lines).
+    #[arg(long)]
+    json: bool,
     /// Use a simulated kernel inside this process (no daemon; its SAs last as long as the process).
     #[arg(long, visible_alias = "in-process")]
     embedded: bool,
@@ -60,8 +63,7 @@ fn connect(a: &Args) -> Result<Box<dyn Transport>, String> {
     let path = a.socket.clone().unwrap_or_else(sim::daemon::default_socket_path);
     SimSocket::connect(&path).map(|s| Box::new(s) as Box<dyn Transport>).map_err(|e| {
         format!(
-            "ipseckey: cannot reach the simulated kernel at {}: {e}.\n\
-             Start one with `sadbd --socket {} &`, or use `ipseckey --embedded` for an engine inside this process.",
+            "ipseckey: cannot reach the simulated kernel at {} ({e}); start one with `sadbd --socket {} &` or use --embedded",
             path.display(),
             path.display()
         )
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Mode::Interactive
     };
     let mut s = Session::new(t.as_mut(), print, mode);
+    s.json = a.json;
     if let Some(file) = a.save.as_deref() {
         let toks = vec!["save".to_string(), "all".to_string(), file.to_string()];
         return match parse_command(&toks, popts).map(|c| s.execute(&c, None)) {

@@ -48,6 +48,8 @@ pub struct Session<'a> {
     pub t: &'a mut dyn Transport,
     pub print: PrintOpts,
     pub mode: Mode,
+    /// `--json`: get, dump and monitor print JSON Lines.
+    pub json: bool,
     pub pid: u32,
     seq: u32,
     pub out: Box<dyn Write + 'a>,
@@ -70,6 +72,7 @@ impl<'a> Session<'a> {
             t,
             print,
             mode,
+            json: false,
             pid: std::process::id(),
             seq: 0,
             out: Box::new(io::stdout()),
@@ -222,7 +225,12 @@ impl<'a> Session<'a> {
         if reply.errno == 0 {
             if cmd.kind == CmdKind::Get {
                 let now = (self.clock)();
-                let _ = write!(self.out, "{}", print::message_block(reply, self.print, now));
+                let text = if self.json {
+                    crate::json::line(reply, !self.print.paranoid)
+                } else {
+                    print::message_block(reply, self.print, now)
+                };
+                let _ = write!(self.out, "{text}");
             } else if reply.reserved != 0 {
                 // The kernel did the request but says something about it
                 // (pairing refused with errno 0, 5.5): say so.
@@ -317,13 +325,15 @@ impl<'a> Session<'a> {
             }
             if save {
                 text.push_str(&print::save_record(&m, self.print));
+            } else if self.json {
+                text.push_str(&crate::json::line(&m, !self.print.paranoid));
             } else {
                 let now = (self.clock)();
                 text.push_str(&print::message_block(&m, self.print, now));
                 text.push('\n');
             }
         }
-        if !save {
+        if !save && !self.json {
             text.push_str(&print::dump_succeeded(cmd.satype));
         }
         let r = match file.as_mut() {
@@ -337,16 +347,21 @@ impl<'a> Session<'a> {
     }
 
     fn monitor(&mut self, active: bool) -> Outcome {
+        // With --json the banner goes to stderr so stdout stays JSON Lines.
+        let json = self.json;
+        let banner = |s: &mut Self, text: &str| {
+            let _ = if json { write!(s.err, "{text}") } else { write!(s.out, "{text}") };
+        };
         if active {
             let seq = self.next_seq();
             let msg = Message::new(MsgType::Promisc, 1, seq, self.pid);
-            let _ = write!(self.out, "Actively");
+            banner(self, "Actively");
             if let Err(b) = self.send(&msg) {
                 return self.bail("sending to PF_KEY", b);
             }
-            let _ = writeln!(self.out, " monitoring the PF_KEY socket.");
+            banner(self, " monitoring the PF_KEY socket.\n");
         } else {
-            let _ = writeln!(self.out, "Passively monitoring the PF_KEY socket.");
+            banner(self, "Passively monitoring the PF_KEY socket.\n");
         }
         let _ = self.out.flush();
         loop {
@@ -354,6 +369,7 @@ impl<'a> Session<'a> {
                 Ok(Some(b)) => {
                     let now = (self.clock)();
                     let block = match Message::parse(&b, Dialect::Illumos) {
+                        Ok(m) if self.json => crate::json::line(&m, !self.print.paranoid),
                         Ok(m) => print::monitor_block(&m, b.len(), self.print, now),
                         Err(e) => format!("Read {} bytes.\nUndecodable PF_KEY message: {e}\n\n", b.len()),
                     };

@@ -155,6 +155,7 @@ fn no_daemon_is_one_clear_line() {
     let err = text(&o.stderr);
     assert!(err.starts_with("ipseckey: cannot reach the simulated kernel at /nonexistent/ipsec-sim.sock"), "{err}");
     assert!(err.contains("sadbd"), "says how to start one: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
 
 struct Daemon(Child, #[allow(dead_code)] Tmp, PathBuf);
@@ -202,8 +203,11 @@ fn the_daemon_keeps_sas_between_invocations() {
     assert!(ipseckey().args(["--socket", sock, "flush"]).status().expect("run").success());
     let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
     assert_eq!(o.status.code(), Some(1));
+    let before = std::fs::read_to_string(&saved).expect("saved file");
     let o = ipseckey().args(["--socket", sock, "-f"]).arg(&saved).output().expect("run");
     assert!(o.status.success(), "reloading a save: {}", text(&o.stderr));
+    let again = ipseckey().args(["--socket", sock, "-s", "-"]).output().expect("run");
+    assert_eq!(text(&again.stdout), before, "save -> flush -> load -> save gives the same SADB");
     let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("EKY: bf02928f7cef2938/64"));
@@ -215,12 +219,18 @@ fn monitor_sees_other_clients_changes() {
     let sock = d.2.to_str().expect("utf-8 path").to_string();
     let mut mon = ipseckey().args(["--socket", &sock, "-n", "monitor"]).stdout(Stdio::piped()).spawn().expect("monitor");
     std::thread::sleep(Duration::from_millis(300));
+    let t = Tmp::new("m");
+    let f = t.file("add.conf", ADD);
+    assert!(ipseckey().args(["--socket", &sock, "-f"]).arg(&f).status().expect("add").success());
     assert!(ipseckey().args(["--socket", &sock, "flush", "esp"]).status().expect("flush").success());
     std::thread::sleep(Duration::from_millis(300));
     let _ = mon.kill();
     let out = mon.wait_with_output().expect("wait");
     let s = text(&out.stdout);
     assert!(s.starts_with("Actively monitoring the PF_KEY socket."), "{s}");
+    assert!(s.contains("type ADD, SA type ESP."), "the other client's ADD: {s}");
+    assert!(s.contains("SA: SADB_ASSOC spi=0x2112"), "{s}");
+    assert!(!s.contains("bde359723576fdea08e56cbe876e24ad"), "ADD broadcasts carry no keys: {s}");
     assert!(s.contains("type FLUSH, SA type ESP."), "{s}");
     assert!(s.contains("Timestamp: "), "{s}");
 }
@@ -302,4 +312,28 @@ sys.exit(0 if os.WEXITSTATUS(status) == 0 else "exit status %d" % os.WEXITSTATUS
 "#;
     let o = Command::new("python3").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_ipseckey")).output().expect("python3");
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+}
+
+#[test]
+fn json_output_for_get_dump_and_monitor() {
+    let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\ndump esp\n");
+    let o = run_stdin(&["--embedded", "-n", "--json", "--local", "10.0.0.1"], &input);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "one object for the GET, one per dumped SA: {out}");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("valid JSON");
+        assert_eq!(v["sa"]["spi"], "0x2112");
+        assert_eq!(v["sa"]["encr_alg"], "des-cbc");
+        assert_eq!(v["sa"]["flags"], serde_json::json!(["X_OUTBOUND"]));
+        assert_eq!(v["dst"]["address"], "10.0.0.2");
+        assert_eq!(v["encr_key"]["hex"], "bf02928f7cef2938");
+        assert_eq!(v["lifetime"]["hard"]["addtime"], 28800);
+    }
+    assert_eq!(serde_json::from_str::<serde_json::Value>(lines[0]).expect("json")["type"], "GET");
+    // -p: keys are left out of JSON entirely.
+    let o = run_stdin(&["--embedded", "-n", "--json", "-p"], &input);
+    let out = text(&o.stdout);
+    assert!(!out.contains("bf02928f7cef2938") && !out.contains("\"hex\""), "{out}");
 }
