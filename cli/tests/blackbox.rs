@@ -337,3 +337,30 @@ fn json_output_for_get_dump_and_monitor() {
     let out = text(&o.stdout);
     assert!(!out.contains("bf02928f7cef2938") && !out.contains("\"hex\""), "{out}");
 }
+
+/// A destination name acts on every address it has; `dst6` on the IPv6
+/// ones only (the system resolver decides what `localhost` has here).
+#[test]
+fn names_act_on_every_address() {
+    use std::net::ToSocketAddrs;
+    let mut addrs: Vec<std::net::IpAddr> = ("localhost", 0).to_socket_addrs().map(|i| i.map(|s| s.ip()).collect()).unwrap_or_default();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        eprintln!("\n!!!!!!!! SKIPPED: localhost does not resolve here !!!!!!!!\n");
+        return;
+    }
+    let v6 = addrs.iter().filter(|a| a.is_ipv6()).count();
+    let input = "add esp spi 0x77 dst localhost encr_alg aes encrkey 00112233445566778899aabbccddeeff\ndump esp\n";
+    let o = run_stdin(&["--embedded", "--json"], input);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), addrs.len(), "one SA per address of localhost: {}", text(&o.stdout));
+    if v6 > 0 {
+        let input = "add esp spi 0x78 dst6 localhost encr_alg aes encrkey 00112233445566778899aabbccddeeff\ndump esp\n";
+        let o = run_stdin(&["--embedded", "--json"], input);
+        assert_eq!(text(&o.stdout).lines().count(), v6, "dst6: IPv6 addresses only");
+    }
+    // -n refuses names.
+    let o = run_stdin(&["--embedded", "-n"], input);
+    assert!(text(&o.stderr).contains("Unknown dst address \"localhost\"."), "{}", text(&o.stderr));
+}
