@@ -70,6 +70,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Builds the transform of every SA that has none yet, or whose SA was
+    /// replaced since (call after PF_KEY changed the SADB). SAs that cannot
+    /// carry traffic (larval, no keys) are skipped.
+    pub fn sync(&mut self, db: &Sadb, opts: SaOptions) {
+        let stale: Vec<SaId> = db
+            .iter()
+            .filter(|(id, sa)| self.transform(*id).is_none_or(|t| t.serial != sa.serial))
+            .map(|(id, _)| id)
+            .collect();
+        for id in stale {
+            let _ = self.install(db, id, opts);
+        }
+    }
+
     pub fn uninstall(&mut self, id: SaId) {
         if let Some(slot) = self.transforms.get_mut(id) {
             *slot = None;
