@@ -6,5 +6,6 @@
 pub mod client;
 pub mod daemon;
 pub mod keysock;
+pub mod stack;
 
 pub use keysock::{Keysock, SockId};
