@@ -6,6 +6,7 @@ pub mod driver;
 pub mod files;
 pub mod help;
 pub mod json;
+pub mod lab;
 pub mod lexer;
 pub mod parse;
 pub mod print;

@@ -196,7 +196,6 @@ impl Engine {
         if let Err(e) = sa.replay.check(seq) {
             return self.drop_sa(id, replay_reason(e));
         }
-        let len = pkt.len() as u64;
         let r = match found {
             Classified::Esp(at) => esp::decap(tf, &at, seq, pkt),
             _ => ah::decap(tf, &found, seq, pkt),
@@ -204,6 +203,9 @@ impl Engine {
         if let Err(r) = r {
             return self.drop_sa(id, r);
         }
+        // Lifetimes count the bytes protected: the packet as it was before
+        // protection, as on the way out.
+        let len = pkt.len() as u64;
         // ... and updated only after it verified.
         if let Some(sa) = db.sa_mut(id) {
             if let Err(e) = sa.replay.commit(seq) {

@@ -5,7 +5,10 @@
 
 pub mod client;
 pub mod daemon;
+pub mod host;
 pub mod keysock;
+pub mod lab;
+pub mod link;
 pub mod stack;
 
 pub use keysock::{Keysock, SockId};

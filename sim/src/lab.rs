@@ -1,0 +1,536 @@
+//! Labs: several simulated hosts joined by links with faults, driven by a
+//! small script (`labs/*/lab.txt`) on a virtual clock. See `labs/README.md`
+//! for the language.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use esp_ah::DropReason;
+use sadb::pfkey::{Dialect, Message, MsgType};
+use sadb::{Config, Jitter, Now};
+
+use crate::host::{Host, Tx};
+use crate::keysock::SockId;
+use crate::link::{esp_sa_file, Capture, Faults, Pipe};
+use crate::stack::{self, Iface, Reply};
+
+/// Runs ipseckey commands against a host (the front end lives above this
+/// crate, so it is passed in).
+pub trait KeyLoader {
+    /// Runs `text` (ipseckey commands) on `host` through its PF_KEY socket
+    /// `sock` at `now`; `Err` carries what ipseckey printed.
+    fn load(&mut self, host: &mut Host, sock: SockId, text: &str, now: Now) -> Result<String, String>;
+}
+
+struct LinkState {
+    name: String,
+    a: (usize, usize),
+    b: (usize, usize),
+    ab: Pipe,
+    ba: Pipe,
+    capture: Option<(Capture, PathBuf)>,
+}
+
+/// A lab in progress.
+pub struct Lab {
+    pub hosts: Vec<Host>,
+    links: Vec<LinkState>,
+    /// Virtual milliseconds since the lab started.
+    pub now_ms: u64,
+    epoch: u64,
+    monitors: Vec<SockId>,
+    keysocks: Vec<SockId>,
+    /// What the lab printed: traces, results, monitor lines.
+    pub report: String,
+    last_sent: u64,
+    last_received: u64,
+    expires: Vec<u64>,
+    dir: PathBuf,
+}
+
+/// Why a lab stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {msg}")]
+pub struct LabError {
+    pub line: usize,
+    pub msg: String,
+}
+
+fn duration_ms(s: &str) -> Option<u64> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000)
+    } else {
+        (s, 1000)
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+impl Lab {
+    fn new(dir: &Path, epoch: u64) -> Lab {
+        Lab {
+            hosts: Vec::new(),
+            links: Vec::new(),
+            now_ms: 0,
+            epoch,
+            monitors: Vec::new(),
+            keysocks: Vec::new(),
+            report: String::new(),
+            last_sent: 0,
+            last_received: 0,
+            expires: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// PF_KEY time: the virtual clock in seconds since the epoch.
+    pub fn now(&self) -> Now {
+        self.epoch + self.now_ms / 1000
+    }
+
+    fn host(&self, name: &str) -> Result<usize, String> {
+        self.hosts.iter().position(|h| h.name == name).ok_or_else(|| format!("no host named {name}"))
+    }
+
+    fn say(&mut self, line: impl AsRef<str>) {
+        self.report.push_str(line.as_ref());
+        self.report.push('\n');
+    }
+
+    /// Moves one host's trace lines into the report, so the report reads
+    /// in the order things happened.
+    fn flush_host(&mut self, h: usize) {
+        let t = std::mem::take(&mut self.hosts[h].trace);
+        for l in t {
+            self.say(format!("  {l}"));
+        }
+    }
+
+    /// Moves the traces of every host into the report.
+    fn flush_traces(&mut self) {
+        for i in 0..self.hosts.len() {
+            let t = std::mem::take(&mut self.hosts[i].trace);
+            for l in t {
+                self.say(format!("  {l}"));
+            }
+        }
+    }
+
+    /// Messages for a host's monitor socket: EXPIREs and the like.
+    fn monitor_lines(&mut self, host: usize, out: Vec<crate::keysock::Outgoing>) {
+        let mon = self.monitors[host];
+        for o in out.into_iter().filter(|o| o.to == mon) {
+            if let Ok(m) = Message::parse(&o.bytes, Dialect::Illumos) {
+                if m.msg_type == MsgType::Expire {
+                    self.expires[host] += 1;
+                    let which = if m.has(sadb::pfkey::ExtKind::LifetimeHard) {
+                        "hard"
+                    } else if m.has(sadb::pfkey::ExtKind::LifetimeSoft) {
+                        "soft"
+                    } else {
+                        "idle"
+                    };
+                    let spi = m.sa().map(|s| s.spi).unwrap_or(0);
+                    let name = self.hosts[host].name.clone();
+                    self.say(format!("{name}: monitor: EXPIRE ({which}) spi 0x{spi:x}"));
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, host: usize, txs: Vec<Tx>) {
+        for tx in txs {
+            let now_ms = self.now_ms;
+            if let Some(l) = self.links.iter_mut().find(|l| l.a == (host, tx.iface) || l.b == (host, tx.iface)) {
+                if let Some((c, _)) = l.capture.as_mut() {
+                    let _ = c.write(&tx.frame, now_ms);
+                }
+                if l.a == (host, tx.iface) {
+                    l.ab.send(tx.frame, now_ms);
+                } else {
+                    l.ba.send(tx.frame, now_ms);
+                }
+            }
+        }
+    }
+
+    fn expire_to_monitors(&mut self, host: usize, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let out = self.hosts[host].ks.broadcast(&msgs);
+        self.monitor_lines(host, out);
+    }
+
+    /// Delivers frames until the network is quiet, advancing the virtual
+    /// clock to frames that are delayed.
+    fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            let mut work: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+            for l in &mut self.links {
+                for f in l.ab.deliver(self.now_ms) {
+                    work.push((l.b.0, l.b.1, f));
+                }
+                for f in l.ba.deliver(self.now_ms) {
+                    work.push((l.a.0, l.a.1, f));
+                }
+            }
+            if work.is_empty() {
+                let next = self.links.iter().flat_map(|l| [l.ab.next_due(), l.ba.next_due()]).flatten().min();
+                match next {
+                    Some(t) if t > self.now_ms => {
+                        self.now_ms = t;
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => return,
+                }
+            }
+            for (h, i, frame) in work {
+                let now = self.now();
+                let mut ex = Vec::new();
+                let tx = self.hosts[h].input(i, &frame, now, &mut ex);
+                self.flush_host(h);
+                self.expire_to_monitors(h, ex);
+                self.transmit(h, tx);
+            }
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        let end = self.now_ms + ms;
+        // The ager once per virtual second, as the daemon does every tick.
+        while self.now_ms < end {
+            self.now_ms = (self.now_ms + 1000).min(end);
+            let now = self.now();
+            for h in 0..self.hosts.len() {
+                let out = self.hosts[h].tick(now);
+                self.monitor_lines(h, out);
+            }
+            self.settle();
+        }
+    }
+
+    fn traffic(&mut self, from: usize, to: IpAddr, udp_port: Option<u16>, count: u64, size: usize, interval: u64) {
+        let src = self.hosts[from].ifaces.iter().flat_map(|i| i.addrs.iter()).map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4());
+        let Some(src) = src else {
+            self.say(format!("{}: no address of the family of {to}", self.hosts[from].name));
+            return;
+        };
+        let ident = 0x5157;
+        let mut received = 0u64;
+        let mut rtt_total = 0u64;
+        for seq in 1..=count {
+            let payload = vec![(seq & 0xff) as u8; size];
+            let pkt = match udp_port {
+                None => stack::icmp_echo_request(src, to, ident, seq as u16, &payload),
+                Some(p) => stack::udp_datagram(src, to, 40000, p, &payload),
+            };
+            let start = self.now_ms;
+            let now = self.now();
+            let mut ex = Vec::new();
+            let tx = self.hosts[from].send(pkt, now, &mut ex);
+            self.flush_host(from);
+            self.expire_to_monitors(from, ex);
+            self.transmit(from, tx);
+            self.settle();
+            let inbox = std::mem::take(&mut self.hosts[from].inbox);
+            for p in inbox {
+                let got = match (stack::classify(&p), udp_port) {
+                    (Some(Reply::Echo { ident: i, seq: s, .. }), None) => i == ident && u64::from(s) == seq,
+                    (Some(Reply::Udp { sport, .. }), Some(port)) => sport == port,
+                    _ => false,
+                };
+                if got {
+                    received += 1;
+                    rtt_total += self.now_ms - start;
+                }
+            }
+            self.flush_traces();
+            self.now_ms += interval;
+        }
+        self.last_sent = count;
+        self.last_received = received;
+        let what = if udp_port.is_some() { "udp echo" } else { "ping" };
+        let avg = if received > 0 { rtt_total as f64 / received as f64 } else { 0.0 };
+        let name = self.hosts[from].name.clone();
+        self.say(format!(
+            "{what} {name} -> {to}: {count} sent, {received} received, {} lost, average round trip {avg:.1} ms (virtual)",
+            count - received
+        ));
+    }
+
+    fn summary(&mut self) {
+        self.say("summary:");
+        for i in 0..self.hosts.len() {
+            let h = &self.hosts[i];
+            let c = &h.counters;
+            let mut sa_lines = vec![format!(
+                "  {}: sent {}, delivered {}, protected {}, sent in clear {}, verified {}, received in clear {}, forwarded {}, dropped {}",
+                h.name, c.sent, c.delivered, c.protected, c.clear_out, c.verified, c.clear_in, c.forwarded, c.dropped
+            )];
+            for (id, sa) in h.ks.sadb().iter() {
+                if let Some(t) = h.engine.transform(id) {
+                    let drops: Vec<String> = DropReason::ALL
+                        .iter()
+                        .filter(|r| t.counters.dropped(**r) > 0)
+                        .map(|r| format!("{} {}", r.name(), t.counters.dropped(*r)))
+                        .collect();
+                    sa_lines.push(format!(
+                        "    SA {} spi 0x{:x} {} -> {}: out {} pkts, in {} pkts, {} bytes{}",
+                        if sa.satype == sadb::pfkey::satype::ESP { "esp" } else { "ah" },
+                        sa.spi,
+                        sa.src.ip,
+                        sa.dst.ip,
+                        t.counters.packets_out,
+                        t.counters.packets_in,
+                        sa.bytes,
+                        if drops.is_empty() { String::new() } else { format!(", drops: {}", drops.join(", ")) }
+                    ));
+                }
+            }
+            for l in sa_lines {
+                self.say(l);
+            }
+        }
+        for l in &self.links {
+            let (ab, ba) = (l.ab.counters(), l.ba.counters());
+            let line = format!(
+                "  link {}: {} frames, dropped {}, duplicated {}, reordered {}, delayed {}, corrupted {}",
+                l.name,
+                ab.sent + ba.sent,
+                ab.dropped + ba.dropped,
+                ab.duplicated + ba.duplicated,
+                ab.reordered + ba.reordered,
+                ab.delayed + ba.delayed,
+                ab.corrupted + ba.corrupted
+            );
+            self.report.push_str(&line);
+            self.report.push('\n');
+        }
+        let caps: Vec<String> = self.links.iter().filter_map(|l| l.capture.as_ref().map(|(_, p)| p.display().to_string())).collect();
+        for c in caps {
+            self.say(format!("  capture: {c} (Wireshark keys: {c}.esp_sa)"));
+        }
+    }
+
+    fn expect(&mut self, words: &[&str]) -> Result<(), String> {
+        let num = |s: &str| s.parse::<u64>().map_err(|_| format!("expected a number, not {s}"));
+        let (what, got, want) = match words {
+            ["received", n] => ("received", self.last_received, num(n)?),
+            ["lost", n] => ("lost", self.last_sent - self.last_received, num(n)?),
+            ["expires", host, n] => ("EXPIRE messages", self.expires[self.host(host)?], num(n)?),
+            ["drops", host, reason, n] => {
+                let r = DropReason::ALL
+                    .iter()
+                    .copied()
+                    .find(|r| r.name().replace(' ', "-") == *reason)
+                    .ok_or_else(|| format!("unknown drop reason {reason}"))?;
+                ("drops", self.hosts[self.host(host)?].drops(r), num(n)?)
+            }
+            ["counter", host, field, n] => {
+                let c = &self.hosts[self.host(host)?].counters;
+                let v = match *field {
+                    "sent" => c.sent,
+                    "delivered" => c.delivered,
+                    "protected" => c.protected,
+                    "clear_out" => c.clear_out,
+                    "verified" => c.verified,
+                    "clear_in" => c.clear_in,
+                    "forwarded" => c.forwarded,
+                    "dropped" => c.dropped,
+                    f => return Err(format!("unknown counter {f}")),
+                };
+                ("counter", v, num(n)?)
+            }
+            ["sa-count", host, n] => ("SAs", self.hosts[self.host(host)?].ks.sadb().len() as u64, num(n)?),
+            _ => return Err(format!("unknown expectation: {}", words.join(" "))),
+        };
+        if got != want {
+            return Err(format!("expected {what} {want}, got {got} ({})", words.join(" ")));
+        }
+        self.say(format!("ok: {}", words.join(" ")));
+        Ok(())
+    }
+}
+
+fn parse_addrs(spec: &str) -> Result<Vec<(IpAddr, u8)>, String> {
+    spec.split(',')
+        .map(|a| {
+            let (ip, p) = a.split_once('/').ok_or_else(|| format!("{a}: needs /prefix"))?;
+            let ip: IpAddr = ip.parse().map_err(|_| format!("{ip}: not an address"))?;
+            let p: u8 = p.parse().map_err(|_| format!("{p}: not a prefix length"))?;
+            Ok((ip, p))
+        })
+        .collect()
+}
+
+/// Runs a lab script. `dir` is where relative files (captures) go.
+pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) -> Result<String, (String, LabError)> {
+    let epoch = 1_700_000_000;
+    let mut lab = Lab::new(dir, epoch);
+    let mut lines = script.lines().enumerate().peekable();
+    let err = |lab: &Lab, line: usize, msg: String| (lab.report.clone(), LabError { line, msg });
+    while let Some((n, raw)) = lines.next() {
+        let line_no = n + 1;
+        let words: Vec<&str> = raw.split_whitespace().collect();
+        let Some(&cmd) = words.first() else { continue };
+        if cmd.starts_with('#') {
+            continue;
+        }
+        // A keys block runs to its "end" line.
+        let mut block = String::new();
+        if cmd == "keys" {
+            for (_, l) in lines.by_ref() {
+                if l.trim() == "end" {
+                    break;
+                }
+                block.push_str(l);
+                block.push('\n');
+            }
+        }
+        let r: Result<(), String> = (|| {
+            match cmd {
+                "host" => {
+                    let name = words.get(1).ok_or("host needs a name")?;
+                    let cfg = Config { jitter: Jitter::Off, ..Config::default() };
+                    let mut h = Host::new(name, cfg);
+                    h.tracing = trace;
+                    let mut i = 2;
+                    while i < words.len() {
+                        match words[i] {
+                            "forward" => h.forwarding = true,
+                            "gateway" => {
+                                i += 1;
+                                h.gateway = Some(words.get(i).and_then(|g| g.parse().ok()).ok_or("gateway needs an address")?);
+                            }
+                            "esn" => h.sa_options.esn = true,
+                            w => return Err(format!("unknown host option {w}")),
+                        }
+                        i += 1;
+                    }
+                    let mon = h.ks.open();
+                    let key = h.ks.open();
+                    lab.monitors.push(mon);
+                    lab.keysocks.push(key);
+                    lab.expires.push(0);
+                    lab.hosts.push(h);
+                }
+                "link" => {
+                    let [_, name, a, b, faults @ ..] = words.as_slice() else {
+                        return Err("link NAME HOST:ADDR/P HOST:ADDR/P [faults]".into());
+                    };
+                    let faults = Faults::parse(faults)?;
+                    let mut ends = Vec::new();
+                    for spec in [a, b] {
+                        let (h, addrs) = spec.split_once(':').ok_or_else(|| format!("{spec}: HOST:ADDR/P"))?;
+                        let hi = lab.host(h)?;
+                        let mac = Iface::mac_for((lab.links.len() * 2 + ends.len() + 1) as u16);
+                        let iface = Iface::new(&format!("{name}-{h}"), mac, parse_addrs(addrs)?);
+                        let ii = lab.hosts[hi].add_iface(iface);
+                        ends.push((hi, ii));
+                    }
+                    let mut back = faults.clone();
+                    back.seed = faults.seed.wrapping_add(1);
+                    lab.links.push(LinkState {
+                        name: name.to_string(),
+                        a: ends[0],
+                        b: ends[1],
+                        ab: Pipe::new(faults),
+                        ba: Pipe::new(back),
+                        capture: None,
+                    });
+                }
+                "keys" => {
+                    let hi = lab.host(words.get(1).ok_or("keys HOST")?)?;
+                    let now = lab.now();
+                    let sock = lab.keysocks[hi];
+                    let out = loader.load(&mut lab.hosts[hi], sock, &block, now)?;
+                    if !out.is_empty() {
+                        lab.say(out.trim_end());
+                    }
+                }
+                "trace" => {
+                    let on = words.get(1) == Some(&"on");
+                    for h in &mut lab.hosts {
+                        h.tracing = on || trace;
+                    }
+                }
+                "ping" | "udp" => {
+                    let from = lab.host(words.get(1).ok_or("ping FROM TO")?)?;
+                    let to: IpAddr = words.get(2).and_then(|t| t.parse().ok()).ok_or("ping FROM TO-ADDRESS")?;
+                    let mut i = 3;
+                    let port = if cmd == "udp" {
+                        i += 1;
+                        Some(words.get(3).and_then(|p| p.parse().ok()).ok_or("udp FROM TO PORT")?)
+                    } else {
+                        None
+                    };
+                    let (mut count, mut size, mut interval) = (1u64, 56usize, 1000u64);
+                    while i + 1 < words.len() {
+                        let v = words[i + 1];
+                        match words[i] {
+                            "count" => count = v.parse().map_err(|_| "count N")?,
+                            "size" => size = v.parse().map_err(|_| "size BYTES")?,
+                            "interval" => interval = duration_ms(v).ok_or("interval DURATION")?,
+                            w => return Err(format!("unknown {cmd} option {w}")),
+                        }
+                        i += 2;
+                    }
+                    lab.traffic(from, to, port, count, size, interval);
+                }
+                "advance" => {
+                    let ms = words.get(1).and_then(|d| duration_ms(d)).ok_or("advance DURATION (e.g. 30s, 8h)")?;
+                    lab.say(format!("advance {}", words[1]));
+                    lab.advance(ms);
+                    lab.flush_traces();
+                }
+                "capture" => {
+                    let name = words.get(1).ok_or("capture LINK FILE")?;
+                    let file = lab.dir.join(words.get(2).ok_or("capture LINK FILE")?);
+                    let cap = Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let l = lab.links.iter_mut().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
+                    l.capture = Some((cap, file));
+                }
+                "expect" => lab.expect(&words[1..])?,
+                "say" => {
+                    let text = raw.trim_start().trim_start_matches("say").trim();
+                    lab.say(text);
+                }
+                w => return Err(format!("unknown lab command {w}")),
+            }
+            Ok(())
+        })();
+        if let Err(msg) = r {
+            return Err(err(&lab, line_no, msg));
+        }
+    }
+    // Keys for Wireshark next to every capture (0600: they hold keys).
+    let caps: Vec<PathBuf> = lab.links.iter().filter_map(|l| l.capture.as_ref().map(|(_, p)| p.clone())).collect();
+    for c in caps {
+        let mut text = String::new();
+        for line in esp_sa_file(lab.hosts.iter().flat_map(|h| h.ks.sadb().iter().map(|(_, sa)| sa))).lines() {
+            // Both ends hold the same SAs: list each once.
+            if !text.lines().any(|l| l == line) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let path = PathBuf::from(format!("{}.esp_sa", c.display()));
+        let mut opts = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        if let Ok(mut f) = opts.write(true).create(true).truncate(true).open(&path) {
+            let _ = std::io::Write::write_all(&mut f, text.as_bytes());
+        }
+    }
+    lab.summary();
+    let mut out = String::new();
+    let _ = write!(out, "{}", lab.report);
+    Ok(out)
+}
