@@ -448,12 +448,16 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                     });
                 }
                 "keys" => {
-                    let hi = lab.host(words.get(1).ok_or("keys HOST")?)?;
+                    let hi = lab.host(words.get(1).ok_or("keys HOST [may-fail]")?)?;
+                    // `may-fail`: refusals are part of the lesson, not an error.
+                    let may_fail = words.get(2) == Some(&"may-fail");
                     let now = lab.now();
                     let sock = lab.keysocks[hi];
-                    let out = loader.load(&mut lab.hosts[hi], sock, &block, now)?;
-                    if !out.is_empty() {
-                        lab.say(out.trim_end());
+                    match loader.load(&mut lab.hosts[hi], sock, &block, now) {
+                        Ok(out) if !out.is_empty() => lab.say(out.trim_end()),
+                        Ok(_) => {}
+                        Err(e) if may_fail => lab.say(e.trim_end()),
+                        Err(e) => return Err(e),
                     }
                 }
                 "trace" => {
