@@ -30,6 +30,42 @@ struct LinkState {
     ab: Pipe,
     ba: Pipe,
     capture: Option<(Capture, PathBuf)>,
+    /// A man in the middle rewriting an IPv4 header field of the next
+    /// frames that carry one (lab 3).
+    tamper: Option<Tamper>,
+}
+
+#[derive(Debug, Clone)]
+struct Tamper {
+    field: String,
+    value: String,
+    left: u64,
+    done: u64,
+}
+
+/// Rewrites one IPv4 header field of an Ethernet frame (and fixes the
+/// header checksum, as a router or an attacker would). Returns whether the
+/// frame carried IPv4.
+fn tamper_frame(frame: &mut [u8], field: &str, value: &str) -> bool {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[14] >> 4 != 4 {
+        return false;
+    }
+    let ip = &mut frame[14..];
+    match field {
+        "ttl" => ip[8] = value.parse().unwrap_or(1),
+        "tos" => ip[1] = value.parse().unwrap_or(0),
+        "src" | "dst" => {
+            let Ok(a) = value.parse::<std::net::Ipv4Addr>() else { return false };
+            let at = if field == "src" { 12 } else { 16 };
+            ip[at..at + 4].copy_from_slice(&a.octets());
+        }
+        _ => return false,
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip.len() >= ihl {
+        esp_ah::packet::ipv4_checksum(&mut ip[..ihl]);
+    }
+    true
 }
 
 /// A lab in progress.
@@ -148,6 +184,13 @@ impl Lab {
         for tx in txs {
             let now_ms = self.now_ms;
             if let Some(l) = self.links.iter_mut().find(|l| l.a == (host, tx.iface) || l.b == (host, tx.iface)) {
+                let mut tx = tx;
+                if let Some(t) = l.tamper.as_mut().filter(|t| t.left > 0) {
+                    if tamper_frame(&mut tx.frame, &t.field, &t.value) {
+                        t.left -= 1;
+                        t.done += 1;
+                    }
+                }
                 if let Some((c, _)) = l.capture.as_mut() {
                     let _ = c.write(&tx.frame, now_ms);
                 }
@@ -445,6 +488,7 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                         ab: Pipe::new(faults),
                         ba: Pipe::new(back),
                         capture: None,
+                        tamper: None,
                     });
                 }
                 "keys" => {
@@ -501,6 +545,21 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                     let cap = Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
                     let l = lab.links.iter_mut().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
                     l.capture = Some((cap, file));
+                }
+                "tamper" => {
+                    let [_, name, field, value, rest @ ..] = words.as_slice() else {
+                        return Err("tamper LINK FIELD VALUE [count N] (FIELD: ttl, tos, src, dst)".into());
+                    };
+                    if !matches!(*field, "ttl" | "tos" | "src" | "dst") {
+                        return Err(format!("cannot tamper with {field}: ttl, tos, src or dst"));
+                    }
+                    let left = match rest {
+                        ["count", n] => n.parse().map_err(|_| "count N")?,
+                        [] => 1,
+                        _ => return Err("tamper LINK FIELD VALUE [count N]".into()),
+                    };
+                    let l = lab.links.iter_mut().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
+                    l.tamper = Some(Tamper { field: field.to_string(), value: value.to_string(), left, done: 0 });
                 }
                 "expect" => lab.expect(&words[1..])?,
                 "say" => {
