@@ -32,6 +32,9 @@ pub struct HostCounters {
     pub dropped: u64,
     /// Packets with no route.
     pub no_route: u64,
+    /// Packets dropped by security policy (a `drop` rule, an `ipsec` rule
+    /// without an SA, or clear text where policy wants IPsec).
+    pub policy_drops: u64,
 }
 
 /// A frame to put on the link attached to interface `iface`.
@@ -53,6 +56,8 @@ pub struct Host {
     pub forwarding: bool,
     /// SA options the SADB does not carry (ESN).
     pub sa_options: SaOptions,
+    /// Security policy rules (empty: protect when an SA matches).
+    pub policy: Vec<crate::policy::Rule>,
     pub counters: HostCounters,
     /// Trace lines, when `tracing`.
     pub tracing: bool,
@@ -71,6 +76,7 @@ impl Host {
             gateway: None,
             forwarding: false,
             sa_options: SaOptions::default(),
+            policy: Vec::new(),
             counters: HostCounters::default(),
             tracing: false,
             trace: Vec::new(),
@@ -149,8 +155,24 @@ impl Host {
             self.counters.dropped += 1;
             return Vec::new();
         };
-        let (esp, ah) = self.select(l.src, l.dst, l.next);
         let desc = stack::describe(&packet);
+        let rule = crate::policy::lookup(&self.policy, &packet, true).map(|r| (r.action, r.line));
+        let (esp, ah) = match rule {
+            Some((crate::policy::Action::Bypass, _)) => (None, None),
+            Some((crate::policy::Action::Drop, n)) => {
+                self.counters.policy_drops += 1;
+                self.log(|| format!("out {desc}: dropped by policy (rule on line {n})"));
+                return Vec::new();
+            }
+            _ => self.select(l.src, l.dst, l.next),
+        };
+        if let Some((crate::policy::Action::Ipsec, n)) = rule {
+            if esp.is_none() && ah.is_none() {
+                self.counters.policy_drops += 1;
+                self.log(|| format!("out {desc}: policy (line {n}) requires IPsec and no SA matches: dropped"));
+                return Vec::new();
+            }
+        }
         let mut buf = vec![0u8; packet.len() + 2 * (esp_ah::packet::HEADROOM + esp_ah::packet::TAILROOM)];
         let Some(mut p) = PacketBuf::new(&mut buf, 2 * esp_ah::packet::HEADROOM, packet.len()) else { return Vec::new() };
         p.data_mut().copy_from_slice(&packet);
@@ -242,10 +264,17 @@ impl Host {
             }
             return Vec::new();
         }
-        self.counters.delivered += 1;
         if opened == 0 {
-            self.log(|| format!("in {desc}: clear text"));
+            match crate::policy::lookup(&self.policy, &clear, false).map(|r| (r.action, r.line)) {
+                Some((crate::policy::Action::Ipsec, n)) | Some((crate::policy::Action::Drop, n)) => {
+                    self.counters.policy_drops += 1;
+                    self.log(|| format!("in {desc}: clear text refused by policy (rule on line {n})"));
+                    return Vec::new();
+                }
+                _ => self.log(|| format!("in {desc}: clear text")),
+            }
         }
+        self.counters.delivered += 1;
         let reply = stack::service(&clear);
         self.inbox.push(clear);
         match reply {

@@ -315,8 +315,8 @@ impl Lab {
             let h = &self.hosts[i];
             let c = &h.counters;
             let mut sa_lines = vec![format!(
-                "  {}: sent {}, delivered {}, protected {}, sent in clear {}, verified {}, received in clear {}, forwarded {}, dropped {}",
-                h.name, c.sent, c.delivered, c.protected, c.clear_out, c.verified, c.clear_in, c.forwarded, c.dropped
+                "  {}: sent {}, delivered {}, protected {}, sent in clear {}, verified {}, received in clear {}, forwarded {}, dropped {}, policy drops {}",
+                h.name, c.sent, c.delivered, c.protected, c.clear_out, c.verified, c.clear_in, c.forwarded, c.dropped, c.policy_drops
             )];
             for (id, sa) in h.ks.sadb().iter() {
                 if let Some(t) = h.engine.transform(id) {
@@ -388,6 +388,7 @@ impl Lab {
                     "clear_in" => c.clear_in,
                     "forwarded" => c.forwarded,
                     "dropped" => c.dropped,
+                    "policy_drops" => c.policy_drops,
                     f => return Err(format!("unknown counter {f}")),
                 };
                 ("counter", v, num(n)?)
@@ -427,9 +428,9 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
         if cmd.starts_with('#') {
             continue;
         }
-        // A keys block runs to its "end" line.
+        // A keys or policy block runs to its "end" line.
         let mut block = String::new();
-        if cmd == "keys" {
+        if cmd == "keys" || cmd == "policy" {
             for (_, l) in lines.by_ref() {
                 if l.trim() == "end" {
                     break;
@@ -503,6 +504,10 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                         Err(e) if may_fail => lab.say(e.trim_end()),
                         Err(e) => return Err(e),
                     }
+                }
+                "policy" => {
+                    let hi = lab.host(words.get(1).ok_or("policy HOST")?)?;
+                    lab.hosts[hi].policy = crate::policy::parse(&block)?;
                 }
                 "trace" => {
                     let on = words.get(1) == Some(&"on");

@@ -9,6 +9,7 @@ pub mod host;
 pub mod keysock;
 pub mod lab;
 pub mod link;
+pub mod policy;
 pub mod stack;
 
 pub use keysock::{Keysock, SockId};
