@@ -58,6 +58,8 @@ pub struct Host {
     pub sa_options: SaOptions,
     /// Security policy rules (empty: protect when an SA matches).
     pub policy: Vec<crate::policy::Rule>,
+    /// NAPT for packets forwarded out of `nat_outside` (lab 7).
+    pub nat: Option<crate::nat::Nat>,
     pub counters: HostCounters,
     /// Trace lines, when `tracing`.
     pub tracing: bool,
@@ -77,6 +79,7 @@ impl Host {
             forwarding: false,
             sa_options: SaOptions::default(),
             policy: Vec::new(),
+            nat: None,
             counters: HostCounters::default(),
             tracing: false,
             trace: Vec::new(),
@@ -230,6 +233,20 @@ impl Host {
 
     fn receive(&mut self, packet: Vec<u8>, now: Now, expires: &mut Vec<Message>) -> Vec<Tx> {
         let desc = stack::describe(&packet);
+        let mut packet = packet;
+        // NAT first: answers to a mapping go back to the inside host.
+        if let Some(nat) = self.nat.as_mut() {
+            if nat.inbound(&mut packet) {
+                let d = stack::describe(&packet);
+                self.log(|| format!("nat in {desc} -> {d}"));
+            }
+        }
+        // A router forwards what is not for it, IPsec or not.
+        if let Some(l) = esp_ah::packet::layout(&packet) {
+            if !self.owns(l.dst) {
+                return self.forward(packet, now, expires);
+            }
+        }
         let mut buf = vec![0u8; packet.len() + esp_ah::packet::HEADROOM];
         let Some(mut p) = PacketBuf::new(&mut buf, 0, packet.len()) else { return Vec::new() };
         p.data_mut().copy_from_slice(&packet);
@@ -257,12 +274,8 @@ impl Host {
         }
         let Some(l) = esp_ah::packet::layout(&clear) else { return Vec::new() };
         if !self.owns(l.dst) {
-            if self.forwarding {
-                self.counters.forwarded += 1;
-                self.log(|| format!("forward {}", stack::describe(&clear)));
-                return self.output(clear, now, expires);
-            }
-            return Vec::new();
+            // A tunnel's inner packet, for a host behind this gateway.
+            return self.forward(clear, now, expires);
         }
         if opened == 0 {
             match crate::policy::lookup(&self.policy, &clear, false).map(|r| (r.action, r.line)) {
@@ -284,6 +297,28 @@ impl Host {
             }
             None => Vec::new(),
         }
+    }
+
+    /// Forwards a packet that is not for this host (gateways, the NAT box);
+    /// other hosts drop it.
+    fn forward(&mut self, packet: Vec<u8>, now: Now, expires: &mut Vec<Message>) -> Vec<Tx> {
+        if !self.forwarding {
+            return Vec::new();
+        }
+        let Some(l) = esp_ah::packet::layout(&packet) else { return Vec::new() };
+        self.counters.forwarded += 1;
+        let mut packet = packet;
+        // NAT: packets leaving through the outside interface get the public address.
+        let outside = self.nat.as_ref().map(|n| IpAddr::V4(n.outside));
+        if let (Some(out_ip), Some(nat)) = (outside, self.nat.as_mut()) {
+            let leaves_outside = self.ifaces.iter().any(|i| i.owns(out_ip) && i.on_link(l.dst));
+            if leaves_outside && !self.ifaces.iter().any(|i| i.owns(l.src)) && nat.outbound(&mut packet) {
+                let d = stack::describe(&packet);
+                self.log(|| format!("nat out -> {d}"));
+            }
+        }
+        self.log(|| format!("forward {}", stack::describe(&packet)));
+        self.output(packet, now, expires)
     }
 
     /// Drops of every SA of this host for `reason`.

@@ -455,6 +455,12 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                                 h.gateway = Some(words.get(i).and_then(|g| g.parse().ok()).ok_or("gateway needs an address")?);
                             }
                             "esn" => h.sa_options.esn = true,
+                            "nat" => {
+                                i += 1;
+                                let ip = words.get(i).and_then(|g| g.parse().ok()).ok_or("nat needs the outside IPv4 address")?;
+                                h.nat = Some(crate::nat::Nat::new(ip));
+                                h.forwarding = true;
+                            }
                             w => return Err(format!("unknown host option {w}")),
                         }
                         i += 1;

@@ -9,6 +9,7 @@ pub mod host;
 pub mod keysock;
 pub mod lab;
 pub mod link;
+pub mod nat;
 pub mod policy;
 pub mod stack;
 
