@@ -60,10 +60,9 @@ pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead
         let got = if n == 0 {
             j.finish()
         } else {
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.strip_suffix('\n').unwrap_or(&line);
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            j.push(line)
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            j.push_bytes(line)
         };
         match got {
             Ok(Some(c)) => {
@@ -101,8 +100,22 @@ pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead
     }
 }
 
+/// How deep `load` may nest (a file loading itself would never end).
+pub const MAX_LOAD_DEPTH: usize = 8;
+
 /// `-f FILE`, `-c FILE`, `load FILE` (`-` = standard input).
 pub fn run_file(s: &mut Session<'_>, popts: ParseOpts, path: &str) -> Tally {
+    if s.load_depth >= MAX_LOAD_DEPTH {
+        let _ = writeln!(s.err, "ipseckey: load {path}: files nested more than {MAX_LOAD_DEPTH} deep (does a file load itself?)");
+        return Tally { parsed: 0, valid: 0, quit: false, fatal: true };
+    }
+    s.load_depth += 1;
+    let t = run_file_inner(s, popts, path);
+    s.load_depth -= 1;
+    t
+}
+
+fn run_file_inner(s: &mut Session<'_>, popts: ParseOpts, path: &str) -> Tally {
     let saved = s.mode;
     if !matches!(s.mode, Mode::Check) {
         s.mode = Mode::File;

@@ -60,6 +60,10 @@ pub fn tokenize(s: &str) -> Result<Vec<String>, ReadError> {
         }
     }
     if in_token || quoted {
+        // An unterminated quote ends with the line; its newline is not data.
+        if quoted && cur.ends_with('\n') {
+            cur.pop();
+        }
         out.push(cur);
     }
     Ok(out)
@@ -71,6 +75,8 @@ pub fn tokenize(s: &str) -> Result<Vec<String>, ReadError> {
 #[derive(Debug, Default)]
 pub struct Joiner {
     pending: String,
+    /// Bytes of `pending` as read (invalid UTF-8 grows when replaced).
+    pending_raw: usize,
     start: usize,
     line: usize,
 }
@@ -80,13 +86,29 @@ impl Joiner {
         Joiner::default()
     }
 
+    /// Feeds one physical line as bytes (without its newline): the length
+    /// limit counts bytes as read, before invalid UTF-8 is replaced.
+    pub fn push_bytes(&mut self, raw: &[u8]) -> Result<Option<CommandText>, ReadError> {
+        if raw.len() > MAX_LINE {
+            self.line += 1;
+            return Err(ReadError::LineTooBig(self.line));
+        }
+        let text = String::from_utf8_lossy(raw);
+        self.push_unchecked(&text, raw.len())
+    }
+
     /// Feeds one physical line (without its newline). Returns a complete
     /// command when the line ends one.
     pub fn push(&mut self, raw: &str) -> Result<Option<CommandText>, ReadError> {
-        self.line += 1;
         if raw.len() > MAX_LINE {
+            self.line += 1;
             return Err(ReadError::LineTooBig(self.line));
         }
+        self.push_unchecked(raw, raw.len())
+    }
+
+    fn push_unchecked(&mut self, raw: &str, raw_len: usize) -> Result<Option<CommandText>, ReadError> {
+        self.line += 1;
         if self.pending.is_empty() {
             self.start = self.line;
         }
@@ -96,14 +118,17 @@ impl Joiner {
         };
         self.pending.push_str(body);
         self.pending.push(if more { ' ' } else { '\n' });
-        if self.pending.len() > MAX_COMMAND {
+        self.pending_raw += raw_len + 1 - usize::from(more);
+        if self.pending_raw > MAX_COMMAND {
             self.pending.clear();
+            self.pending_raw = 0;
             return Err(ReadError::Overrun);
         }
         if more {
             return Ok(None);
         }
         let text = std::mem::take(&mut self.pending);
+        self.pending_raw = 0;
         let trimmed = text.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return Ok(None);
@@ -113,6 +138,7 @@ impl Joiner {
 
     /// Whatever is left at end of input (a final line ending in a backslash).
     pub fn finish(&mut self) -> Result<Option<CommandText>, ReadError> {
+        self.pending_raw = 0;
         if self.pending.trim().is_empty() || self.pending.trim_start().starts_with('#') {
             self.pending.clear();
             return Ok(None);

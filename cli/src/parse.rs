@@ -10,6 +10,20 @@ use sadb::alg::{AuthAlg, EncrAlg};
 use sadb::pfkey::{ident_type, satype, Dialect, Lifetime};
 use sadb::KeyMaterial;
 
+/// A word as it may appear in a message: control characters escaped (no
+/// terminal escape sequences from a file reach the screen), and a long hex
+/// string, which may be a key typed after a misspelt keyword, not shown.
+pub fn shown(word: &str) -> String {
+    let hexish = word.trim_start_matches("0x").split('/').next().unwrap_or("");
+    let letters = hexish.bytes().any(|c| c.is_ascii_alphabetic());
+    if hexish.len() >= 16 && hexish.bytes().all(|c| c.is_ascii_hexdigit()) && (letters || hexish.len() >= 24) {
+        return format!("<{}-digit hex string, not shown>", hexish.len());
+    }
+    word.chars()
+        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .collect()
+}
+
 /// The commands of the manual, plus `load` (decisions.md #1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmdKind {
@@ -379,7 +393,7 @@ impl<'a> Cursor<'a> {
 pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseError> {
     let Some(first) = toks.first() else { return Err(ParseError::one("Empty command.")) };
     let Some(kind) = CmdKind::from_word(first) else {
-        return Err(ParseError::one(format!("Unknown command ({first}).")));
+        return Err(ParseError::one(format!("Unknown command ({}).", shown(first))));
     };
     let mut cur = Cursor { toks, i: 1 };
     let mut cmd = Command { kind, satype: satype::UNSPEC, sa: SaArgs::default(), arg: None, warnings: Vec::new() };
@@ -391,7 +405,7 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
         }
         CmdKind::Monitor | CmdKind::PassiveMonitor => {
             if let Some(extra) = cur.next() {
-                return Err(ParseError::one(format!("Too many arguments for {} command ({extra}).", kind.word())));
+                return Err(ParseError::one(format!("Too many arguments for {} command ({}).", kind.word(), shown(extra))));
             }
             Ok(cmd)
         }
@@ -401,11 +415,11 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
                 Ok(cmd)
             }
             (None, _) => Err(ParseError::one("Unexpected end of command line, was expecting a file name.")),
-            (Some(_), Some(x)) => Err(ParseError::one(format!("Too many arguments for load command ({x})."))),
+            (Some(_), Some(x)) => Err(ParseError::one(format!("Too many arguments for load command ({}).", shown(x)))),
         },
         CmdKind::Flush | CmdKind::Dump => {
             if let Some(w) = cur.next() {
-                cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({w}).")))?;
+                cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             }
             if cur.next().is_some() {
                 return Err(ParseError::one(format!("Too many arguments for {} command", kind.word())));
@@ -416,10 +430,10 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
             let Some(w) = cur.next() else {
                 return Err(ParseError::one("Must specify a specific SA type for save."));
             };
-            cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({w}).")))?;
+            cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             cmd.arg = cur.next().map(str::to_string);
             if let Some(x) = cur.next() {
-                return Err(ParseError::one(format!("Too many arguments for save command ({x}).")));
+                return Err(ParseError::one(format!("Too many arguments for save command ({}).", shown(x))));
             }
             Ok(cmd)
         }
@@ -427,7 +441,7 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
             let Some(w) = cur.next() else {
                 return Err(ParseError::one("Unexpected end of command line, was expecting an SA type."));
             };
-            let t = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({w}).")))?;
+            let t = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             if t == satype::UNSPEC {
                 return Err(ParseError::one(if kind.is_add_like() {
                     "Must specify a specific SA type."
@@ -465,13 +479,20 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
     let sa = &mut cmd.sa;
     while let Some(word) = cur.next() {
         let Some(kw) = keyword(word) else {
-            errors.push(format!("Unknown extension field \"{word}\"."));
+            errors.push(format!("Unknown extension field \"{}\".", shown(word)));
             continue;
         };
         let allowed = if kind.is_add_like() { kw.add } else { kw.lookup };
         if !allowed {
             errors.push(format!("Don't use extension {word} for {}.", kind.word()));
-            // The value (if any) is not consumed: report what follows too.
+            // Unlike illumos, the value is consumed: reporting it as an
+            // unknown field would echo a key given to get or delete.
+            if !matches!(kw.names[0], "inbound" | "outbound") {
+                cur.next();
+                if matches!(kw.names[0], "srcidtype" | "dstidtype") {
+                    cur.next();
+                }
+            }
             continue;
         }
         let name = kw.names[0];
@@ -506,7 +527,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
         let num = |v: &str, errors: &mut Vec<String>| -> Option<u64> {
             let n = parse_number(v);
             if n.is_none() {
-                errors.push(format!("Expecting a number, not \"{v}\"!"));
+                errors.push(format!("Expecting a number, not \"{}\"!", shown(v)));
             }
             n
         };
@@ -542,7 +563,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                 };
                 match s {
                     Some(s) => single!(errors, sa.state, s, "state"),
-                    None => errors.push(format!("Unknown state type \"{val}\".")),
+                    None => errors.push(format!("Unknown state type \"{}\".", shown(val))),
                 }
             }
             "auth_alg" => {
@@ -551,7 +572,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     .or_else(|| parse_number(val).filter(|&n| n <= 255).map(|n| n as u8));
                 match a {
                     Some(a) => single!(errors, sa.auth, a, "auth_alg"),
-                    None => errors.push(format!("Unknown authentication algorithm type \"{val}\".")),
+                    None => errors.push(format!("Unknown authentication algorithm type \"{}\".", shown(val))),
                 }
             }
             "encr_alg" => {
@@ -572,7 +593,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                         }
                         single!(errors, sa.encr, e, "encr_alg")
                     }
-                    None => errors.push(format!("Unknown encryption algorithm type \"{val}\".")),
+                    None => errors.push(format!("Unknown encryption algorithm type \"{}\".", shown(val))),
                 }
             }
             "authkey" => match parse_key(val, "authentication key", &mut cmd.warnings) {
@@ -601,7 +622,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
             "src" | "src6" | "dst" | "dst6" => {
                 let addrs = resolve(val, name.ends_with('6'), opts);
                 if addrs.is_empty() {
-                    errors.push(format!("Unknown {} address \"{val}\".", if name.starts_with("src") { "src" } else { "dst" }));
+                    errors.push(format!("Unknown {} address \"{}\".", if name.starts_with("src") { "src" } else { "dst" }, shown(val)));
                     continue;
                 }
                 if name.starts_with("src") {
@@ -639,7 +660,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     Some(p) => match p.parse::<u8>() {
                         Ok(n) if n <= 128 => Some(n),
                         _ => {
-                            errors.push(format!("Invalid prefix /{p}."));
+                            errors.push(format!("Invalid prefix /{}.", shown(p)));
                             continue;
                         }
                     },
@@ -647,7 +668,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                 let addrs = resolve(a, name.ends_with('6'), opts);
                 let which = if name.starts_with("isrc") { "inner-source" } else { "inner-destination" };
                 match addrs.as_slice() {
-                    [] => errors.push(format!("Unknown {which} address \"{a}\".")),
+                    [] => errors.push(format!("Unknown {which} address \"{}\".", shown(a))),
                     [ip] => {
                         let max = if ip.is_ipv4() { 32 } else { 128 };
                         if prefix.is_some_and(|p| p > max) {
@@ -668,7 +689,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                 let addrs = resolve(val, false, opts);
                 let which = if name == "nat_loc" { "NAT-T local" } else { "NAT-T remote" };
                 match addrs.as_slice() {
-                    [] => errors.push(format!("Unknown {which} address \"{val}\".")),
+                    [] => errors.push(format!("Unknown {which} address \"{}\".", shown(val))),
                     [ip] => {
                         if name == "nat_loc" {
                             single!(errors, sa.nat_loc, *ip, "nat_loc");
@@ -698,7 +719,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     v => parse_number(v).filter(|&n| n <= 0xffff).map(|n| n as u16),
                 };
                 let Some(t) = t else {
-                    errors.push(format!("Unknown identity type \"{val}\"."));
+                    errors.push(format!("Unknown identity type \"{}\".", shown(val)));
                     continue;
                 };
                 let Some(value) = cur.next() else {
@@ -738,7 +759,7 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     errors.push(format!("Can only specify single {lt}."));
                 }
             }
-            _ => errors.push(format!("Unknown extension field \"{word}\".")),
+            _ => errors.push(format!("Unknown extension field \"{}\".", shown(word))),
         }
     }
 }

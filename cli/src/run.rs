@@ -50,6 +50,8 @@ pub struct Session<'a> {
     pub mode: Mode,
     /// `--json`: get, dump and monitor print JSON Lines.
     pub json: bool,
+    /// How many `load`/`-f` files are open inside each other.
+    pub load_depth: usize,
     pub pid: u32,
     seq: u32,
     pub out: Box<dyn Write + 'a>,
@@ -73,6 +75,7 @@ impl<'a> Session<'a> {
             print,
             mode,
             json: false,
+            load_depth: 0,
             pid: std::process::id(),
             seq: 0,
             out: Box::new(io::stdout()),

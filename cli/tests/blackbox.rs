@@ -364,3 +364,19 @@ fn names_act_on_every_address() {
     let o = run_stdin(&["--embedded", "-n"], input);
     assert!(text(&o.stderr).contains("Unknown dst address \"localhost\"."), "{}", text(&o.stderr));
 }
+
+/// A file that loads itself stops at a nesting limit instead of
+/// overflowing the stack.
+#[test]
+fn a_load_loop_is_an_error_not_a_crash() {
+    let t = Tmp::new("loop");
+    let f = t.0.join("self.conf");
+    std::fs::write(&f, format!("load {}\n", f.display())).expect("write");
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&f).output().expect("run");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("files nested more than 8 deep"), "{}", text(&o.stderr));
+    let o = run_stdin(&["--embedded", "-n"], &format!("load {}\nflush\n", f.display()));
+    assert!(o.status.success(), "the session goes on: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("files nested more than 8 deep"));
+}
