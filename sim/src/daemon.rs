@@ -33,7 +33,8 @@ pub struct DaemonConfig {
     pub tick: Duration,
     /// Also admit clients of this group (the socket is then mode 0660).
     pub group: Option<Gid>,
-    /// Messages queued for one slow client before further ones are dropped.
+    /// Messages queued for one slow client before further ones are dropped;
+    /// the client is then told how many it lost (an ENOBUFS notice).
     pub queue_limit: usize,
 }
 
@@ -71,6 +72,8 @@ struct Conn {
     sock: SockId,
     queue: VecDeque<Vec<u8>>,
     dropped: u64,
+    /// Messages lost since the last overflow notice.
+    lost: u64,
 }
 
 /// Creates the listening socket: parent directory 0700, socket 0600 (0660
@@ -197,7 +200,7 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
                 if admitted(fd.as_fd(), me, cfg.group) {
                     let sock = ks.open();
-                    conns.push(Conn { fd, sock, queue: VecDeque::new(), dropped: 0 });
+                    conns.push(Conn { fd, sock, queue: VecDeque::new(), dropped: 0, lost: 0 });
                 }
             }
         }
@@ -208,12 +211,21 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
                     c.queue.push_back(o.bytes);
                 } else {
                     c.dropped += 1;
+                    c.lost += 1;
                 }
             }
         }
+
         let mut broken = Vec::new();
         for (i, c) in conns.iter_mut().enumerate() {
-            while let Some(m) = c.queue.front() {
+            loop {
+                // A client that lost messages is told so as soon as there
+                // is room, never silently (a kernel's ENOBUFS).
+                if c.lost > 0 && c.queue.len() < cfg.queue_limit {
+                    c.queue.push_back(overflow_notice(c.lost));
+                    c.lost = 0;
+                }
+                let Some(m) = c.queue.front() else { break };
                 match send(c.fd.as_raw_fd(), m, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
                     Ok(_) => {
                         c.queue.pop_front();
@@ -232,6 +244,16 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
             ks.close(c.sock);
         }
     }
+}
+
+/// The notice a slow client gets after losing `lost` messages: a base-only
+/// message of type 0 with errno ENOBUFS, seq 0, pid 0, and the number lost
+/// (at most 65535) in the reserved field.
+pub fn overflow_notice(lost: u64) -> Vec<u8> {
+    let mut m = sadb::pfkey::Message::new(sadb::pfkey::MsgType::Reserved, 0, 0, 0);
+    m.errno = sadb::Errno::Enobufs.number(sadb::pfkey::Dialect::Illumos);
+    m.reserved = lost.min(u64::from(u16::MAX)) as u16;
+    m.emit(sadb::pfkey::Dialect::Illumos).unwrap_or_default()
 }
 
 /// The peer must be this user, root, or (with `--group`) in the group.

@@ -186,3 +186,36 @@ fn a_second_daemon_refuses_a_live_socket() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already serving"));
 }
+
+#[test]
+fn a_slow_monitor_is_told_what_it_lost() {
+    let d = start(&["--queue-limit", "8"]);
+    let adder = connect(&d.path);
+    let mon = connect(&d.path);
+    mon.send(&Message::new(MsgType::Promisc, 1, 1, 99).emit(Dialect::Illumos).expect("emit")).expect("send");
+    // The monitor does not read while 4000 ADDs are broadcast to it.
+    for i in 0..4000u32 {
+        adder.send(&add(0x10000 + i, i + 10)).expect("send");
+        assert_eq!(recv(&adder).errno, 0);
+    }
+    let mut adds = 0;
+    let mut lost = 0u64;
+    let mut notices = 0;
+    while let Some(b) = mon.recv(Some(Duration::from_millis(500))).expect("recv") {
+        let m = Message::parse(&b, Dialect::Illumos).expect("well-formed");
+        match m.msg_type {
+            MsgType::Add => adds += 1,
+            MsgType::Reserved => {
+                assert_eq!(m.errno, sadb::Errno::Enobufs.number(Dialect::Illumos));
+                notices += 1;
+                lost += u64::from(m.reserved);
+            }
+            _ => {}
+        }
+    }
+    assert!(notices > 0, "the socket buffer plus 8 queued messages cannot hold 4000 ADDs");
+    assert_eq!(adds + lost, 4000, "every ADD is either delivered or counted as lost");
+    // The daemon kept serving: the adder still gets answers.
+    adder.send(&add(0x9999, 9999)).expect("send");
+    assert_eq!(recv(&adder).errno, 0);
+}

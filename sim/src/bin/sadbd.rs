@@ -26,6 +26,10 @@ struct Args {
     /// Also admit members of this group (socket mode 0660 instead of 0600).
     #[arg(long)]
     group: Option<String>,
+    /// Messages kept for a client that does not read before it loses some
+    /// (it is then sent an ENOBUFS notice saying how many).
+    #[arg(long, default_value_t = 65536)]
+    queue_limit: usize,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let mut cfg = DaemonConfig::new(a.socket.unwrap_or_else(default_socket_path));
     cfg.local = a.local;
     cfg.tick = Duration::from_secs(a.tick.max(1));
+    cfg.queue_limit = a.queue_limit.max(1);
     if let Some(g) = a.group {
         match nix::unistd::Group::from_name(&g) {
             Ok(Some(grp)) => cfg.group = Some(grp.gid),
