@@ -261,7 +261,11 @@ impl Lab {
     }
 
     fn traffic(&mut self, from: usize, to: IpAddr, udp_port: Option<u16>, count: u64, size: usize, interval: u64) {
-        let src = self.hosts[from].ifaces.iter().flat_map(|i| i.addrs.iter()).map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4());
+        // The source address of the interface the destination is on (or
+        // of the first interface of that family, for a gateway's route).
+        let h = &self.hosts[from];
+        let on_link = h.ifaces.iter().find(|i| i.on_link(to)).and_then(|i| i.addrs.iter().map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4()));
+        let src = on_link.or_else(|| h.ifaces.iter().flat_map(|i| i.addrs.iter()).map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4()));
         let Some(src) = src else {
             self.say(format!("{}: no address of the family of {to}", self.hosts[from].name));
             return;
@@ -282,7 +286,11 @@ impl Lab {
             self.flush_host(from);
             self.expire_to_monitors(from, ex);
             self.transmit(from, tx);
-            self.settle();
+            // interval 0: a burst, all in flight together (so a link can
+            // reorder them); otherwise each packet is answered first.
+            if interval > 0 || seq == count {
+                self.settle();
+            }
             let inbox = std::mem::take(&mut self.hosts[from].inbox);
             for p in inbox {
                 let got = match (stack::classify(&p), udp_port) {
@@ -300,6 +308,11 @@ impl Lab {
         }
         self.last_sent = count;
         self.last_received = received;
+        if udp_port == Some(9) {
+            let name = self.hosts[from].name.clone();
+            self.say(format!("udp {name} -> {to} port 9 (discard): {count} sent, no replies expected"));
+            return;
+        }
         let what = if udp_port.is_some() { "udp echo" } else { "ping" };
         let avg = if received > 0 { rtt_total as f64 / received as f64 } else { 0.0 };
         let name = self.hosts[from].name.clone();
@@ -394,6 +407,21 @@ impl Lab {
                 ("counter", v, num(n)?)
             }
             ["sa-count", host, n] => ("SAs", self.hosts[self.host(host)?].ks.sadb().len() as u64, num(n)?),
+            ["link", name, field, n] => {
+                let l = self.links.iter().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
+                let (a, b) = (l.ab.counters(), l.ba.counters());
+                let v = match *field {
+                    "sent" => a.sent + b.sent,
+                    "delivered" => a.delivered + b.delivered,
+                    "dropped" => a.dropped + b.dropped,
+                    "duplicated" => a.duplicated + b.duplicated,
+                    "reordered" => a.reordered + b.reordered,
+                    "delayed" => a.delayed + b.delayed,
+                    "corrupted" => a.corrupted + b.corrupted,
+                    f => return Err(format!("unknown link counter {f}")),
+                };
+                ("link counter", v, num(n)?)
+            }
             _ => return Err(format!("unknown expectation: {}", words.join(" "))),
         };
         if got != want {
