@@ -21,23 +21,10 @@ use sadb::Diagnostic;
 use crate::parse::satype_word;
 
 fn msg_type(t: MsgType) -> &'static str {
-    match t {
-        MsgType::GetSpi => "GETSPI",
-        MsgType::Update => "UPDATE",
-        MsgType::UpdatePair => "UPDATE PAIR",
-        MsgType::Add => "ADD",
-        MsgType::Delete => "DELETE",
-        MsgType::DelPair => "DELETE PAIR",
-        MsgType::Get => "GET",
-        MsgType::Acquire => "ACQUIRE",
-        MsgType::Register => "REGISTER",
-        MsgType::Expire => "EXPIRE",
-        MsgType::Flush => "FLUSH",
-        MsgType::Dump => "DUMP",
-        MsgType::Promisc => "X_PROMISC",
-        MsgType::InverseAcquire => "X_INVERSE_ACQUIRE",
-        MsgType::DelPairState => "X_DELPAIR_STATE",
-        _ => "OTHER",
+    match crate::print::msg_type_name(t) {
+        "" if t == MsgType::DelPairState => "X_DELPAIR_STATE",
+        "" => "OTHER",
+        name => name,
     }
 }
 

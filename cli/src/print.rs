@@ -325,8 +325,10 @@ fn block(msg: &Message, opts: PrintOpts, now: u64, timestamp: bool) -> String {
     s
 }
 
-fn base_header(s: &mut String, msg: &Message) {
-    let type_name = match msg.msg_type {
+/// The name ipseckey prints for a message type ("" for types it prints as
+/// `Unknown (N)`).
+pub fn msg_type_name(t: MsgType) -> &'static str {
+    match t {
         MsgType::Reserved => "RESERVED (warning: set to 0)",
         MsgType::GetSpi => "GETSPI",
         MsgType::Update => "UPDATE",
@@ -343,7 +345,11 @@ fn base_header(s: &mut String, msg: &Message) {
         MsgType::Promisc => "X_PROMISC",
         MsgType::InverseAcquire => "X_INVERSE_ACQUIRE",
         _ => "",
-    };
+    }
+}
+
+fn base_header(s: &mut String, msg: &Message) {
+    let type_name = msg_type_name(msg.msg_type);
     out!(s, "Base message (version 2) type ");
     if type_name.is_empty() {
         // X_DELPAIR_STATE (15) and any Linux-only type: the number as the
