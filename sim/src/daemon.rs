@@ -69,6 +69,8 @@ pub fn wall_clock() -> u64 {
 
 struct Conn {
     fd: OwnedFd,
+    /// Which service (simulated host) this connection talks to.
+    svc: usize,
     sock: SockId,
     queue: VecDeque<Vec<u8>>,
     dropped: u64,
@@ -114,13 +116,19 @@ pub fn listen_on(cfg: &DaemonConfig) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Serves until SIGTERM or SIGINT; removes the socket on the way out.
-pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
+/// A socket that becomes readable on SIGTERM or SIGINT.
+pub fn signal_wakeup() -> io::Result<UnixStream> {
     let (wake_r, wake_w) = UnixStream::pair()?;
     wake_r.set_nonblocking(true)?;
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::low_level::pipe::register(sig, wake_w.try_clone()?)?;
     }
+    Ok(wake_r)
+}
+
+/// Serves until SIGTERM or SIGINT; removes the socket on the way out.
+pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
+    let wake_r = signal_wakeup()?;
     let listener = listen_on(cfg)?;
     let result = serve(cfg, &listener, &wake_r);
     let _ = std::fs::remove_file(&cfg.socket);
@@ -135,15 +143,52 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         sc.jitter = sadb::Jitter::Seeded(seed);
     }
     let mut ks = Keysock::new(sc);
+    serve_services(cfg, &[listener], &mut [&mut ks], wake)
+}
+
+/// Something that answers PF_KEY sockets: one simulated host's kernel.
+pub trait Service {
+    fn open(&mut self) -> SockId;
+    fn close(&mut self, sock: SockId);
+    fn write(&mut self, from: SockId, bytes: &[u8], now: sadb::Now) -> Vec<Outgoing>;
+    fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing>;
+}
+
+impl Service for Keysock {
+    fn open(&mut self) -> SockId {
+        Keysock::open(self)
+    }
+    fn close(&mut self, sock: SockId) {
+        Keysock::close(self, sock)
+    }
+    fn write(&mut self, from: SockId, bytes: &[u8], now: sadb::Now) -> Vec<Outgoing> {
+        Keysock::write(self, from, bytes, now)
+    }
+    fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing> {
+        Keysock::tick(self, now)
+    }
+}
+
+/// Serves `services[i]` on `listeners[i]` (one socket per simulated host)
+/// until `wake` becomes readable (SIGTERM/SIGINT).
+pub fn serve_services(
+    cfg: &DaemonConfig,
+    listeners: &[&OwnedFd],
+    services: &mut [&mut dyn Service],
+    wake: &UnixStream,
+) -> io::Result<()> {
     let mut conns: Vec<Conn> = Vec::new();
     let me = Uid::effective();
     let mut next_tick = Instant::now() + cfg.tick;
     let mut buf = vec![0u8; MAX_MSG];
+    let nl = listeners.len();
     loop {
         let timeout = next_tick.saturating_duration_since(Instant::now());
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(conns.len() + 2);
-        fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(conns.len() + nl + 1);
         fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
+        for l in listeners {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+        }
         for c in &conns {
             let mut ev = PollFlags::POLLIN;
             if !c.queue.is_empty() {
@@ -158,14 +203,15 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         }
         let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
         drop(fds);
-        if revents[1].contains(PollFlags::POLLIN) {
+        if revents[0].contains(PollFlags::POLLIN) {
             return Ok(()); // SIGTERM or SIGINT
         }
-        let mut out: Vec<Outgoing> = Vec::new();
+        // (service, message) pairs produced this round.
+        let mut out: Vec<(usize, Outgoing)> = Vec::new();
         // Clients: requests and hang-ups.
         let mut closed = Vec::new();
         for (i, c) in conns.iter_mut().enumerate() {
-            let ev = revents[i + 2];
+            let ev = revents[i + 1 + nl];
             if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 loop {
                     match recv(c.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
@@ -173,7 +219,12 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
                             closed.push(i);
                             break;
                         }
-                        Ok(n) => out.extend(ks.write(c.sock, &buf[..n], wall_clock())),
+                        Ok(n) => {
+                            let svc = c.svc;
+                            if let Some(s) = services.get_mut(svc) {
+                                out.extend(s.write(c.sock, &buf[..n], wall_clock()).into_iter().map(|o| (svc, o)));
+                            }
+                        }
                         Err(Errno::EAGAIN) => break,
                         Err(Errno::EINTR) => continue,
                         Err(_) => {
@@ -186,27 +237,36 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         }
         for &i in closed.iter().rev() {
             let c = conns.remove(i);
-            ks.close(c.sock);
+            if let Some(s) = services.get_mut(c.svc) {
+                s.close(c.sock);
+            }
         }
         // The ager.
         if Instant::now() >= next_tick {
-            out.extend(ks.tick(wall_clock()));
+            for (svc, s) in services.iter_mut().enumerate() {
+                out.extend(s.tick(wall_clock()).into_iter().map(|o| (svc, o)));
+            }
             next_tick = Instant::now() + cfg.tick;
         }
         // New clients, admitted by their credentials.
-        if revents[0].contains(PollFlags::POLLIN) {
-            while let Ok(raw) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+        for (svc, l) in listeners.iter().enumerate() {
+            if !revents[1 + svc].contains(PollFlags::POLLIN) {
+                continue;
+            }
+            while let Ok(raw) = accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
                 // SAFETY: accept4 returned a new descriptor that nothing else owns.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
                 if admitted(fd.as_fd(), me, cfg.group) {
-                    let sock = ks.open();
-                    conns.push(Conn { fd, sock, queue: VecDeque::new(), dropped: 0, lost: 0 });
+                    if let Some(s) = services.get_mut(svc) {
+                        let sock = s.open();
+                        conns.push(Conn { fd, svc, sock, queue: VecDeque::new(), dropped: 0, lost: 0 });
+                    }
                 }
             }
         }
-        // Queue what the kernel produced, then write what the sockets take.
-        for o in out {
-            if let Some(c) = conns.iter_mut().find(|c| c.sock == o.to) {
+        // Queue what the kernels produced, then write what the sockets take.
+        for (svc, o) in out {
+            if let Some(c) = conns.iter_mut().find(|c| c.svc == svc && c.sock == o.to) {
                 if c.queue.len() < cfg.queue_limit {
                     c.queue.push_back(o.bytes);
                 } else {
@@ -215,7 +275,6 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
                 }
             }
         }
-
         let mut broken = Vec::new();
         for (i, c) in conns.iter_mut().enumerate() {
             loop {
@@ -241,7 +300,9 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         }
         for &i in broken.iter().rev() {
             let c = conns.remove(i);
-            ks.close(c.sock);
+            if let Some(s) = services.get_mut(c.svc) {
+                s.close(c.sock);
+            }
         }
     }
 }
