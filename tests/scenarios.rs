@@ -83,7 +83,11 @@ fn parse(text: &str) -> Scenario {
                     f.1.push('\n');
                 }
             }
-            ("$", _) => s.runs.push(Run { args: split_args(rest), line: n + 1, ..Run::default() }),
+            ("$", _) => s.runs.push(Run {
+                args: split_args(rest),
+                line: n + 1,
+                ..Run::default()
+            }),
             ("<", Some(r)) => {
                 r.stdin.push_str(rest);
                 r.stdin.push('\n');
@@ -100,7 +104,9 @@ fn parse(text: &str) -> Scenario {
             ("!~", Some(r)) => r.stderr_has.push(rest.to_string()),
             ("?", Some(r)) => r.status = rest.trim().parse().expect("exit status"),
             // A blank expected line: "> " with nothing after it.
-            (">", None) | ("!", None) | ("<", None) | ("?", None) => panic!("line {}: expectation before any $ run", n + 1),
+            (">", None) | ("!", None) | ("<", None) | ("?", None) => {
+                panic!("line {}: expectation before any $ run", n + 1)
+            }
             (t, _) if t.starts_with('>') && t.len() == 1 => {}
             (t, _) => panic!("line {}: unknown scenario tag {t:?}", n + 1),
         }
@@ -133,7 +139,14 @@ fn matches(pattern: &str, line: &str) -> bool {
     true
 }
 
-fn compare(what: &str, name: &str, run: &Run, want: &Option<Vec<String>>, has: &[String], got: &str) -> Vec<String> {
+fn compare(
+    what: &str,
+    name: &str,
+    run: &Run,
+    want: &Option<Vec<String>>,
+    has: &[String],
+    got: &str,
+) -> Vec<String> {
     let mut errs = Vec::new();
     let lines: Vec<&str> = got.lines().collect();
     if let Some(w) = want {
@@ -149,7 +162,10 @@ fn compare(what: &str, name: &str, run: &Run, want: &Option<Vec<String>>, has: &
     }
     for h in has {
         if !lines.iter().any(|l| matches(h, l)) {
-            errs.push(format!("{name}:{}: {what} lacks the line\n  {h}\n--- got\n{got}", run.line));
+            errs.push(format!(
+                "{name}:{}: {what} lacks the line\n  {h}\n--- got\n{got}",
+                run.line
+            ));
         }
     }
     errs
@@ -164,17 +180,29 @@ impl Drop for Daemon {
 }
 
 fn run_scenario(path: &Path) -> Vec<String> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("?")
+        .to_string();
     let text = std::fs::read_to_string(path).expect("scenario");
     let sc = parse(&text);
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("scn-{}-{n}-{}", std::process::id(), name.replace('.', "_")));
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "scn-{}-{n}-{}",
+        std::process::id(),
+        name.replace('.', "_")
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut subst: Vec<(String, String)> = Vec::new();
     for (fname, content) in &sc.files {
         let p = dir.join(fname);
         std::fs::write(&p, content).expect("write file");
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
         subst.push((format!("{{{fname}}}"), p.to_string_lossy().into_owned()));
     }
     subst.push(("{dir}".into(), dir.to_string_lossy().into_owned()));
@@ -199,7 +227,11 @@ fn run_scenario(path: &Path) -> Vec<String> {
         let args: Vec<String> = run
             .args
             .iter()
-            .map(|a| subst.iter().fold(a.clone(), |acc, (k, v)| acc.replace(k, v)))
+            .map(|a| {
+                subst
+                    .iter()
+                    .fold(a.clone(), |acc, (k, v)| acc.replace(k, v))
+            })
             .collect();
         let mut child = Command::new(bin("ipseckey"))
             .args(&args)
@@ -226,8 +258,22 @@ fn run_scenario(path: &Path) -> Vec<String> {
                 run.status
             ));
         }
-        errs.extend(compare("stdout", &name, run, &run.stdout, &run.stdout_has, &stdout));
-        errs.extend(compare("stderr", &name, run, &run.stderr, &run.stderr_has, &stderr));
+        errs.extend(compare(
+            "stdout",
+            &name,
+            run,
+            &run.stdout,
+            &run.stdout_has,
+            &stdout,
+        ));
+        errs.extend(compare(
+            "stderr",
+            &name,
+            run,
+            &run.stderr,
+            &run.stderr_has,
+            &stderr,
+        ));
     }
     let _ = std::fs::remove_dir_all(&dir);
     errs
@@ -247,15 +293,29 @@ fn every_scenario() {
     for f in &files {
         failures.extend(run_scenario(f));
     }
-    assert!(failures.is_empty(), "{} scenario expectation(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} scenario expectation(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     eprintln!("{} scenario files passed", files.len());
 }
 
 #[test]
 fn wildcard_matching() {
-    assert!(matches("CLT: SA added at time: {*}", "CLT: SA added at time: Fri Nov 28 14:42:00 2025"));
-    assert!(matches("Message length 216 bytes, seq=1, pid={*}.", "Message length 216 bytes, seq=1, pid=4242."));
-    assert!(!matches("Message length 216 bytes, seq=1, pid={*}.", "Message length 217 bytes, seq=1, pid=4242."));
+    assert!(matches(
+        "CLT: SA added at time: {*}",
+        "CLT: SA added at time: Fri Nov 28 14:42:00 2025"
+    ));
+    assert!(matches(
+        "Message length 216 bytes, seq=1, pid={*}.",
+        "Message length 216 bytes, seq=1, pid=4242."
+    ));
+    assert!(!matches(
+        "Message length 216 bytes, seq=1, pid={*}.",
+        "Message length 217 bytes, seq=1, pid=4242."
+    ));
     assert!(matches("exact", "exact"));
     assert!(!matches("exact", "exact "));
 }

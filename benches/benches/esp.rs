@@ -19,14 +19,17 @@ const NOW: u64 = 1_700_000_000;
 const SIZES: [usize; 4] = [64, 512, 1400, 8192];
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    s.parse()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 fn packet(size: usize) -> Vec<u8> {
     // An IPv4 UDP packet of `size` bytes in total.
     let payload = vec![0xa5u8; size.saturating_sub(28)];
     let mut out = Vec::new();
-    let _ = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(5000, 7).write(&mut out, &payload);
+    let _ = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(5000, 7)
+        .write(&mut out, &payload);
     out
 }
 
@@ -42,20 +45,44 @@ fn sa(db: &mut Sadb, encr: EncrAlg, auth: AuthAlg, replay: u8) -> SaId {
             encrypt: encr.id(Dialect::Illumos).unwrap_or(0),
             flags: 0,
         })
-        .with(Extension::Address(ExtKind::AddressSrc, Address::new(ip("10.0.0.1"), 0, 0)))
-        .with(Extension::Address(ExtKind::AddressDst, Address::new(ip("10.0.0.2"), 0, 0)));
+        .with(Extension::Address(
+            ExtKind::AddressSrc,
+            Address::new(ip("10.0.0.1"), 0, 0),
+        ))
+        .with(Extension::Address(
+            ExtKind::AddressDst,
+            Address::new(ip("10.0.0.2"), 0, 0),
+        ));
     if auth != AuthAlg::None {
-        m = m.with(Extension::Key(ExtKind::KeyAuth, Key { bits: (akey.len() * 8) as u16, reserved: 0, material: KeyMaterial::new(akey) }));
+        m = m.with(Extension::Key(
+            ExtKind::KeyAuth,
+            Key {
+                bits: (akey.len() * 8) as u16,
+                reserved: 0,
+                material: KeyMaterial::new(akey),
+            },
+        ));
     }
     if !ekey.is_empty() {
-        m = m.with(Extension::Key(ExtKind::KeyEncrypt, Key { bits: (ekey.len() * 8) as u16, reserved: 0, material: KeyMaterial::new(ekey) }));
+        m = m.with(Extension::Key(
+            ExtKind::KeyEncrypt,
+            Key {
+                bits: (ekey.len() * 8) as u16,
+                reserved: 0,
+                material: KeyMaterial::new(ekey),
+            },
+        ));
     }
     db.handle(&m, NOW);
-    db.lookup(satype::ESP, 0x100, ip("10.0.0.2")).expect("SA added")
+    db.lookup(satype::ESP, 0x100, ip("10.0.0.2"))
+        .expect("SA added")
 }
 
 fn host(encr: EncrAlg, auth: AuthAlg, replay: u8, local: &str) -> (Sadb, Engine, SaId) {
-    let mut cfg = Config { jitter: Jitter::Off, ..Config::default() };
+    let mut cfg = Config {
+        jitter: Jitter::Off,
+        ..Config::default()
+    };
     cfg.local_addrs.insert(ip(local));
     let mut db = Sadb::new(cfg);
     let id = sa(&mut db, encr, auth, replay);
@@ -68,8 +95,16 @@ fn bench(c: &mut Criterion) {
     let algs = [
         ("aes128-gcm16", EncrAlg::AesGcm16, AuthAlg::None),
         ("aes128-cbc+hmac-sha1", EncrAlg::AesCbc, AuthAlg::HmacSha1),
-        ("aes128-cbc+hmac-sha256", EncrAlg::AesCbc, AuthAlg::HmacSha256),
-        ("chacha20-poly1305", EncrAlg::ChaCha20Poly1305, AuthAlg::None),
+        (
+            "aes128-cbc+hmac-sha256",
+            EncrAlg::AesCbc,
+            AuthAlg::HmacSha256,
+        ),
+        (
+            "chacha20-poly1305",
+            EncrAlg::ChaCha20Poly1305,
+            AuthAlg::None,
+        ),
         ("aes128-ctr+hmac-sha1", EncrAlg::AesCtr, AuthAlg::HmacSha1),
         ("null+hmac-sha1", EncrAlg::Null, AuthAlg::HmacSha1),
     ];
@@ -116,7 +151,9 @@ fn bench(c: &mut Criterion) {
                     } else {
                         (&ring::aead::CHACHA20_POLY1305, 32)
                     };
-                    let k = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(alg, &vec![0x3c; klen]).expect("key"));
+                    let k = ring::aead::LessSafeKey::new(
+                        ring::aead::UnboundKey::new(alg, &vec![0x3c; klen]).expect("key"),
+                    );
                     g.bench_with_input(BenchmarkId::new("bare", size), &size, |b, _| {
                         b.iter(|| {
                             black_box(k.seal_in_place_separate_tag(
@@ -129,15 +166,28 @@ fn bench(c: &mut Criterion) {
                     // For reference: the portable RustCrypto implementation.
                     if encr == EncrAlg::AesGcm16 {
                         let rc = aes_gcm::Aes128Gcm::new_from_slice(&[0x3c; 16]).expect("key");
-                        g.bench_with_input(BenchmarkId::new("rustcrypto_aes_gcm", size), &size, |b, _| {
-                            b.iter(|| black_box(rc.encrypt_in_place_detached((&[7u8; 12]).into(), &[1u8; 8], &mut data[..size])))
-                        });
+                        g.bench_with_input(
+                            BenchmarkId::new("rustcrypto_aes_gcm", size),
+                            &size,
+                            |b, _| {
+                                b.iter(|| {
+                                    black_box(rc.encrypt_in_place_detached(
+                                        (&[7u8; 12]).into(),
+                                        &[1u8; 8],
+                                        &mut data[..size],
+                                    ))
+                                })
+                            },
+                        );
                     }
                 }
                 (EncrAlg::AesCbc, a) => {
-                    let aes = <aes::Aes128 as aes::cipher::KeyInit>::new_from_slice(&[0x3c; 16]).expect("key");
-                    let mac1 = <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&[0x5a; 20]).expect("key");
-                    let mac256 = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0x5a; 32]).expect("key");
+                    let aes = <aes::Aes128 as aes::cipher::KeyInit>::new_from_slice(&[0x3c; 16])
+                        .expect("key");
+                    let mac1 =
+                        <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&[0x5a; 20]).expect("key");
+                    let mac256 = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0x5a; 32])
+                        .expect("key");
                     g.bench_with_input(BenchmarkId::new("bare", size), &size, |b, _| {
                         b.iter(|| {
                             let mut enc = <cbc::Encryptor<aes::Aes128> as cbc::cipher::InnerIvInit>::inner_iv_init(aes.clone(), (&[9u8; 16]).into());

@@ -10,10 +10,17 @@ use sadb::{Config, Jitter, Sadb};
 
 fn bench(c: &mut Criterion) {
     let bytes = add_msg(7).emit(Dialect::Illumos).expect("emit");
-    c.bench_function("pfkey_parse_add", |b| b.iter(|| black_box(Message::parse(black_box(&bytes), Dialect::Illumos))));
+    c.bench_function("pfkey_parse_add", |b| {
+        b.iter(|| black_box(Message::parse(black_box(&bytes), Dialect::Illumos)))
+    });
     let msg = add_msg(7);
-    c.bench_function("pfkey_emit_add", |b| b.iter(|| black_box(msg.emit(Dialect::Illumos))));
-    let mut db = Sadb::new(Config { jitter: Jitter::Off, ..Config::default() });
+    c.bench_function("pfkey_emit_add", |b| {
+        b.iter(|| black_box(msg.emit(Dialect::Illumos)))
+    });
+    let mut db = Sadb::new(Config {
+        jitter: Jitter::Off,
+        ..Config::default()
+    });
     let mut i = 0u32;
     c.bench_function("sadb_add_from_bytes", |b| {
         b.iter(|| {

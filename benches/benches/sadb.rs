@@ -13,7 +13,10 @@ use sadb::{Config, Jitter, Sadb};
 const N: u32 = 1_000_000;
 
 fn loaded() -> Sadb {
-    let mut db = Sadb::new(Config { jitter: Jitter::Off, ..Config::default() });
+    let mut db = Sadb::new(Config {
+        jitter: Jitter::Off,
+        ..Config::default()
+    });
     for i in 0..N {
         let r = db.handle(&add_msg(i), 1_700_000_000);
         debug_assert_eq!(r.reply().map(|m| m.errno), Some(0));
@@ -24,7 +27,8 @@ fn loaded() -> Sadb {
 
 fn bench(c: &mut Criterion) {
     let db = loaded();
-    let bare: HashMap<(u32, IpAddr), usize> = (0..N).map(|i| ((0x1000 + i, dst(i)), i as usize)).collect();
+    let bare: HashMap<(u32, IpAddr), usize> =
+        (0..N).map(|i| ((0x1000 + i, dst(i)), i as usize)).collect();
     let mut g = c.benchmark_group("sadb_1M");
     let mut i = 0u32;
     g.bench_function("lookup", |b| {

@@ -31,12 +31,24 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let before = LIVE.load(Ordering::Relaxed);
-    let mut db = Sadb::new(Config { jitter: Jitter::Off, ..Config::default() });
+    let mut db = Sadb::new(Config {
+        jitter: Jitter::Off,
+        ..Config::default()
+    });
     for i in 0..n {
         db.handle(&add_msg(i), 1_700_000_000);
     }
     let used = LIVE.load(Ordering::Relaxed) - before;
-    println!("{} SAs: {} bytes live, {:.0} bytes per SA (Sa struct: {} bytes)", db.len(), used, used as f64 / db.len().max(1) as f64, std::mem::size_of::<sadb::Sa>());
+    println!(
+        "{} SAs: {} bytes live, {:.0} bytes per SA (Sa struct: {} bytes)",
+        db.len(),
+        used,
+        used as f64 / db.len().max(1) as f64,
+        std::mem::size_of::<sadb::Sa>()
+    );
 }

@@ -18,7 +18,11 @@ pub struct Tally {
 }
 
 /// Runs one command's text; returns (counts as parsed, valid count, quit).
-pub fn run_command(s: &mut Session<'_>, popts: ParseOpts, c: &CommandText) -> (usize, bool, Option<String>) {
+pub fn run_command(
+    s: &mut Session<'_>,
+    popts: ParseOpts,
+    c: &CommandText,
+) -> (usize, bool, Option<String>) {
     let line = Some(c.line);
     match parse_command(&c.tokens, popts) {
         Err(e) => {
@@ -27,7 +31,9 @@ pub fn run_command(s: &mut Session<'_>, popts: ParseOpts, c: &CommandText) -> (u
                 s.report(None, &w);
             }
             let mut msgs = e.messages;
-            if matches!(s.mode, Mode::Interactive) && msgs.iter().any(|m| m.starts_with("Unknown command")) {
+            if matches!(s.mode, Mode::Interactive)
+                && msgs.iter().any(|m| m.starts_with("Unknown command"))
+            {
                 msgs.push("Type help or ? for usage info".into());
             }
             s.report(line, &msgs);
@@ -44,7 +50,12 @@ pub fn run_command(s: &mut Session<'_>, popts: ParseOpts, c: &CommandText) -> (u
 
 /// Reads and runs every command of `input`.
 pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead) -> Tally {
-    let mut t = Tally { parsed: 0, valid: 0, quit: false, fatal: false };
+    let mut t = Tally {
+        parsed: 0,
+        valid: 0,
+        quit: false,
+        fatal: false,
+    };
     let mut j = Joiner::new();
     let mut buf = Vec::new();
     loop {
@@ -107,7 +118,12 @@ pub const MAX_LOAD_DEPTH: usize = 8;
 pub fn run_file(s: &mut Session<'_>, popts: ParseOpts, path: &str) -> Tally {
     if s.load_depth >= MAX_LOAD_DEPTH {
         let _ = writeln!(s.err, "ipseckey: load {path}: files nested more than {MAX_LOAD_DEPTH} deep (does a file load itself?)");
-        return Tally { parsed: 0, valid: 0, quit: false, fatal: true };
+        return Tally {
+            parsed: 0,
+            valid: 0,
+            quit: false,
+            fatal: true,
+        };
     }
     s.load_depth += 1;
     let t = run_file_inner(s, popts, path);
@@ -127,7 +143,12 @@ fn run_file_inner(s: &mut Session<'_>, popts: ParseOpts, path: &str) -> Tally {
     } else {
         match open_checked(s, path) {
             Some(f) => run_stream(s, popts, &mut std::io::BufReader::new(f)),
-            None => Tally { parsed: 0, valid: 0, quit: false, fatal: true },
+            None => Tally {
+                parsed: 0,
+                valid: 0,
+                quit: false,
+                fatal: true,
+            },
         }
     };
     s.mode = saved;
@@ -172,6 +193,11 @@ pub fn file_verdict(s: &mut Session<'_>, t: &Tally) -> bool {
     if t.parsed == 0 || t.valid >= t.parsed {
         return true;
     }
-    let _ = writeln!(s.err, "ipseckey: {} of {} commands parsed were valid.", t.valid.min(t.parsed), t.parsed);
+    let _ = writeln!(
+        s.err,
+        "ipseckey: {} of {} commands parsed were valid.",
+        t.valid.min(t.parsed),
+        t.parsed
+    );
     false
 }

@@ -8,7 +8,12 @@ use std::path::Path;
 
 /// Creates (or truncates) a file for `save`, readable by its owner only.
 pub fn create_private(path: &str) -> io::Result<File> {
-    let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     // An existing file keeps its old mode: tighten it.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     Ok(f)

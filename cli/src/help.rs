@@ -78,8 +78,22 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
     let word = &upto[start..];
     let before: Vec<&str> = upto[..start].split_whitespace().collect();
     const COMMANDS: &[&str] = &[
-        "add", "update", "update-pair", "delete", "delete-pair", "get", "flush", "dump", "save", "monitor",
-        "passive_monitor", "pmonitor", "help", "load", "quit", "exit",
+        "add",
+        "update",
+        "update-pair",
+        "delete",
+        "delete-pair",
+        "get",
+        "flush",
+        "dump",
+        "save",
+        "monitor",
+        "passive_monitor",
+        "pmonitor",
+        "help",
+        "load",
+        "quit",
+        "exit",
     ];
     let pool: Vec<&str> = match before.as_slice() {
         [] => COMMANDS.to_vec(),
@@ -90,12 +104,23 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
             v
         }
         [_] => vec!["ah", "esp"],
-        [cmd, ..] if matches!(*cmd, "add" | "update" | "update-pair" | "get" | "delete" | "delete-pair") => {
+        [cmd, ..]
+            if matches!(
+                *cmd,
+                "add" | "update" | "update-pair" | "get" | "delete" | "delete-pair"
+            ) =>
+        {
             all_keywords()
         }
         _ => Vec::new(),
     };
-    (start, pool.into_iter().filter(|c| c.starts_with(word)).map(str::to_string).collect())
+    (
+        start,
+        pool.into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -104,12 +129,30 @@ mod tests {
 
     #[test]
     fn completes_commands_types_and_keywords() {
-        assert_eq!(complete("up", 2), (0, vec!["update".to_string(), "update-pair".to_string()]));
+        assert_eq!(
+            complete("up", 2),
+            (0, vec!["update".to_string(), "update-pair".to_string()])
+        );
         assert_eq!(complete("add e", 5), (4, vec!["esp".to_string()]));
-        assert_eq!(complete("flush a", 7), (6, vec!["all".to_string(), "ah".to_string()]));
+        assert_eq!(
+            complete("flush a", 7),
+            (6, vec!["all".to_string(), "ah".to_string()])
+        );
         let (at, c) = complete("add esp spi 5 encr", 18);
-        assert_eq!((at, c), (14, vec!["encr_alg".to_string(), "encralg".to_string(), "encrkey".to_string()]));
-        assert!(complete("get esp spi 1 hard_", 19).1.contains(&"hard_bytes".to_string()));
+        assert_eq!(
+            (at, c),
+            (
+                14,
+                vec![
+                    "encr_alg".to_string(),
+                    "encralg".to_string(),
+                    "encrkey".to_string()
+                ]
+            )
+        );
+        assert!(complete("get esp spi 1 hard_", 19)
+            .1
+            .contains(&"hard_bytes".to_string()));
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub fn message(m: &Message, with_keys: bool) -> Value {
     o.insert("errno".into(), json!(m.errno));
     if m.reserved != 0 {
         let d = Diagnostic::from_code(m.reserved);
-        o.insert("diagnostic".into(), json!({ "code": d.code(), "text": d.text() }));
+        o.insert(
+            "diagnostic".into(),
+            json!({ "code": d.code(), "text": d.text() }),
+        );
     }
     o.insert("seq".into(), json!(m.seq));
     o.insert("pid".into(), json!(m.pid));
@@ -61,10 +64,15 @@ pub fn message(m: &Message, with_keys: bool) -> Value {
     for e in &m.exts {
         match e {
             Extension::Sa(sa) => {
-                let names: Vec<&str> =
-                    flags::NAMES.iter().filter(|(bit, _)| sa.flags & bit != 0).map(|(_, n)| *n).collect();
-                let auth = AuthAlg::from_id(sa.auth, Dialect::Illumos).map(|a| a.name().to_string());
-                let encr = EncrAlg::from_id(sa.encrypt, Dialect::Illumos).map(|a| a.name().to_string());
+                let names: Vec<&str> = flags::NAMES
+                    .iter()
+                    .filter(|(bit, _)| sa.flags & bit != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                let auth =
+                    AuthAlg::from_id(sa.auth, Dialect::Illumos).map(|a| a.name().to_string());
+                let encr =
+                    EncrAlg::from_id(sa.encrypt, Dialect::Illumos).map(|a| a.name().to_string());
                 o.insert(
                     "sa".into(),
                     json!({
@@ -96,14 +104,21 @@ pub fn message(m: &Message, with_keys: bool) -> Value {
                     ExtKind::LifetimeHard => "hard",
                     ExtKind::LifetimeSoft => "soft",
                     _ => {
-                        lt.insert("idle".into(), json!({ "addtime": l.addtime, "usetime": l.usetime }));
+                        lt.insert(
+                            "idle".into(),
+                            json!({ "addtime": l.addtime, "usetime": l.usetime }),
+                        );
                         continue;
                     }
                 };
                 lt.insert(name.into(), lifetime(l));
             }
             Extension::Key(k, key) => {
-                let name = if *k == ExtKind::KeyAuth { "auth_key" } else { "encr_key" };
+                let name = if *k == ExtKind::KeyAuth {
+                    "auth_key"
+                } else {
+                    "encr_key"
+                };
                 let mut v = Map::new();
                 v.insert("bits".into(), json!(key.bits));
                 if *k == ExtKind::KeyEncrypt {
@@ -115,8 +130,15 @@ pub fn message(m: &Message, with_keys: bool) -> Value {
                 o.insert(name.into(), Value::Object(v));
             }
             Extension::Identity(k, id) => {
-                let name = if *k == ExtKind::IdentitySrc { "src_identity" } else { "dst_identity" };
-                o.insert(name.into(), json!({ "type": id.id_type, "value": String::from_utf8_lossy(&id.text) }));
+                let name = if *k == ExtKind::IdentitySrc {
+                    "src_identity"
+                } else {
+                    "dst_identity"
+                };
+                o.insert(
+                    name.into(),
+                    json!({ "type": id.id_type, "value": String::from_utf8_lossy(&id.text) }),
+                );
             }
             Extension::Pair { spi } => {
                 o.insert("pair_spi".into(), json!(format!("0x{spi:x}")));

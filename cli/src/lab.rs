@@ -44,20 +44,41 @@ impl Transport for HostSocket<'_> {
 }
 
 impl KeyLoader for IpseckeyLoader {
-    fn load(&mut self, host: &mut Host, sock: SockId, text: &str, now: Now) -> Result<String, String> {
+    fn load(
+        &mut self,
+        host: &mut Host,
+        sock: SockId,
+        text: &str,
+        now: Now,
+    ) -> Result<String, String> {
         let name = host.name.clone();
-        let mut t = HostSocket { host, sock, now, inbox: VecDeque::new() };
+        let mut t = HostSocket {
+            host,
+            sock,
+            now,
+            inbox: VecDeque::new(),
+        };
         let mut out: Vec<u8> = Vec::new();
         let mut err: Vec<u8> = Vec::new();
         let tally = {
-            let mut s = Session::new(&mut t, PrintOpts { numeric: true, ..PrintOpts::default() }, Mode::File);
+            let mut s = Session::new(
+                &mut t,
+                PrintOpts {
+                    numeric: true,
+                    ..PrintOpts::default()
+                },
+                Mode::File,
+            );
             s.out = Box::new(&mut out);
             s.err = Box::new(&mut err);
             s.clock = Box::new(move || now);
             run_stream(&mut s, ParseOpts { numeric: true }, &mut text.as_bytes())
         };
         let mut shown = String::new();
-        for l in String::from_utf8_lossy(&out).lines().chain(String::from_utf8_lossy(&err).lines()) {
+        for l in String::from_utf8_lossy(&out)
+            .lines()
+            .chain(String::from_utf8_lossy(&err).lines())
+        {
             shown.push_str(&format!("{name}: ipseckey: {l}\n"));
         }
         if tally.valid < tally.parsed {

@@ -107,7 +107,11 @@ impl Joiner {
         self.push_unchecked(raw, raw.len())
     }
 
-    fn push_unchecked(&mut self, raw: &str, raw_len: usize) -> Result<Option<CommandText>, ReadError> {
+    fn push_unchecked(
+        &mut self,
+        raw: &str,
+        raw_len: usize,
+    ) -> Result<Option<CommandText>, ReadError> {
         self.line += 1;
         if self.pending.is_empty() {
             self.start = self.line;
@@ -133,7 +137,10 @@ impl Joiner {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return Ok(None);
         }
-        Ok(Some(CommandText { line: self.start, tokens: tokenize(&text)? }))
+        Ok(Some(CommandText {
+            line: self.start,
+            tokens: tokenize(&text)?,
+        }))
     }
 
     /// Whatever is left at end of input (a final line ending in a backslash).
@@ -144,7 +151,10 @@ impl Joiner {
             return Ok(None);
         }
         let text = std::mem::take(&mut self.pending);
-        Ok(Some(CommandText { line: self.start, tokens: tokenize(&text)? }))
+        Ok(Some(CommandText {
+            line: self.start,
+            tokens: tokenize(&text)?,
+        }))
     }
 
     /// Physical lines read so far.
@@ -160,7 +170,10 @@ mod tests {
     #[test]
     fn quotes_group_words() {
         assert_eq!(tokenize("a \"b c\" d").unwrap(), vec!["a", "b c", "d"]);
-        assert_eq!(tokenize("srcidtype fqdn \"x y\"").unwrap(), vec!["srcidtype", "fqdn", "x y"]);
+        assert_eq!(
+            tokenize("srcidtype fqdn \"x y\"").unwrap(),
+            vec!["srcidtype", "fqdn", "x y"]
+        );
         assert_eq!(tokenize("  ").unwrap(), Vec::<String>::new());
     }
 
@@ -181,7 +194,10 @@ mod tests {
     #[test]
     fn limits() {
         let mut j = Joiner::new();
-        assert_eq!(j.push(&"x".repeat(MAX_LINE + 1)), Err(ReadError::LineTooBig(1)));
+        assert_eq!(
+            j.push(&"x".repeat(MAX_LINE + 1)),
+            Err(ReadError::LineTooBig(1))
+        );
         let mut j = Joiner::new();
         let long = format!("{}\\", "y".repeat(3000));
         assert_eq!(j.push(&long).unwrap(), None);

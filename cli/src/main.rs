@@ -49,18 +49,27 @@ struct Args {
     #[arg(long = "local", value_name = "ADDR", requires = "embedded")]
     local: Vec<IpAddr>,
     /// A command: delete, delete-pair, get, flush, dump, save, monitor, pmonitor, help ...
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
 fn connect(a: &Args) -> Result<Box<dyn Transport>, String> {
     if a.embedded || a.check.is_some() {
         let mut cfg = sadb::Config::default();
-        cfg.local_addrs.extend(a.local.iter().map(|x| x.to_canonical()));
-        cfg.jitter = sadb::Jitter::Seeded(u64::from(std::process::id()) ^ sim::daemon::wall_clock());
+        cfg.local_addrs
+            .extend(a.local.iter().map(|x| x.to_canonical()));
+        cfg.jitter =
+            sadb::Jitter::Seeded(u64::from(std::process::id()) ^ sim::daemon::wall_clock());
         return Ok(Box::new(InProcess::new(cfg)));
     }
-    let path = a.socket.clone().unwrap_or_else(sim::daemon::default_socket_path);
+    let path = a
+        .socket
+        .clone()
+        .unwrap_or_else(sim::daemon::default_socket_path);
     SimSocket::connect(&path).map(|s| Box::new(s) as Box<dyn Transport>).map_err(|e| {
         format!(
             "ipseckey: cannot reach the simulated kernel at {} ({e}); start one with `sadbd --socket {} &` or use --embedded",
@@ -72,7 +81,11 @@ fn connect(a: &Args) -> Result<Box<dyn Transport>, String> {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let print = PrintOpts { numeric: a.numeric, paranoid: a.paranoid, verbose: a.verbose };
+    let print = PrintOpts {
+        numeric: a.numeric,
+        paranoid: a.paranoid,
+        verbose: a.verbose,
+    };
     let popts = ParseOpts { numeric: a.numeric };
     let mut t = match connect(&a) {
         Ok(t) => t,
@@ -101,10 +114,17 @@ fn main() -> ExitCode {
     }
     if let Some(file) = a.file.as_deref().or(a.check.as_deref()) {
         let tally = run_file(&mut s, popts, file);
-        return if file_verdict(&mut s, &tally) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if file_verdict(&mut s, &tally) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     if !a.command.is_empty() {
-        let c = CommandText { line: 1, tokens: a.command.clone() };
+        let c = CommandText {
+            line: 1,
+            tokens: a.command.clone(),
+        };
         return match parse_command(&c.tokens, popts) {
             Err(e) => {
                 s.report(None, &e.warnings);
@@ -151,7 +171,8 @@ impl rustyline::Helper for Completion {}
 /// The `ipseckey> ` prompt with line editing, completion and history
 /// (decisions.md #13). Lines that carry keys never enter the history.
 fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
-    let Ok(mut ed) = rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::new() else {
+    let Ok(mut ed) = rustyline::Editor::<Completion, rustyline::history::DefaultHistory>::new()
+    else {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
         run_stream(s, popts, &mut lock);
@@ -163,7 +184,8 @@ fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
         let prompt = "ipseckey> ";
         match ed.readline(prompt) {
             Ok(line) => {
-                if !line.contains("authkey") && !line.contains("encrkey") && !line.trim().is_empty() {
+                if !line.contains("authkey") && !line.contains("encrkey") && !line.trim().is_empty()
+                {
                     let _ = ed.add_history_entry(line.as_str());
                 }
                 match j.push(&line) {

@@ -14,13 +14,26 @@ use sadb::KeyMaterial;
 /// terminal escape sequences from a file reach the screen), and a long hex
 /// string, which may be a key typed after a misspelt keyword, not shown.
 pub fn shown(word: &str) -> String {
-    let hexish = word.trim_start_matches("0x").split('/').next().unwrap_or("");
+    let hexish = word
+        .trim_start_matches("0x")
+        .split('/')
+        .next()
+        .unwrap_or("");
     let letters = hexish.bytes().any(|c| c.is_ascii_alphabetic());
-    if hexish.len() >= 16 && hexish.bytes().all(|c| c.is_ascii_hexdigit()) && (letters || hexish.len() >= 24) {
+    if hexish.len() >= 16
+        && hexish.bytes().all(|c| c.is_ascii_hexdigit())
+        && (letters || hexish.len() >= 24)
+    {
         return format!("<{}-digit hex string, not shown>", hexish.len());
     }
     word.chars()
-        .map(|c| if c.is_control() { format!("\\x{:02x}", c as u32) } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                format!("\\x{:02x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -162,7 +175,11 @@ pub struct SaArgs {
 impl SaArgs {
     /// Any inner keyword makes a tunnel-mode request (X_TUNNEL).
     pub fn tunnel(&self) -> bool {
-        self.isrc.is_some() || self.idst.is_some() || self.isport.is_some() || self.idport.is_some() || self.iproto.is_some()
+        self.isrc.is_some()
+            || self.idst.is_some()
+            || self.isport.is_some()
+            || self.idport.is_some()
+            || self.iproto.is_some()
     }
 }
 
@@ -188,7 +205,10 @@ pub struct ParseError {
 
 impl ParseError {
     fn one(m: impl Into<String>) -> ParseError {
-        ParseError { messages: vec![m.into()], warnings: Vec::new() }
+        ParseError {
+            messages: vec![m.into()],
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -234,7 +254,11 @@ pub fn satype_word(t: u8) -> String {
 /// Parses `HEX[/BITS]` (1.6). `which` names the key in messages, which
 /// never repeat the key itself.
 pub fn parse_key(text: &str, which: &str, warnings: &mut Vec<String>) -> Result<ParsedKey, String> {
-    let t = if text.len() > 2 && (text.starts_with("0x") || text.starts_with("0X")) { &text[2..] } else { text };
+    let t = if text.len() > 2 && (text.starts_with("0x") || text.starts_with("0X")) {
+        &text[2..]
+    } else {
+        text
+    };
     let (hex, bits_spec) = match t.split_once('/') {
         Some((h, b)) => (h, Some(b)),
         None => (t, None),
@@ -255,12 +279,16 @@ pub fn parse_key(text: &str, which: &str, warnings: &mut Vec<String>) -> Result<
     let bits = match bits_spec {
         None => digits.div_ceil(2) * 8,
         Some(b) => {
-            let n: usize = b.parse().map_err(|_| format!("\"{b}\" is not a bit specifier."))?;
+            let n: usize = b
+                .parse()
+                .map_err(|_| format!("\"{b}\" is not a bit specifier."))?;
             if n.div_ceil(4) > digits {
                 return Err(format!("bit length {n} is too big for the {which}."));
             }
             if 4 * digits > n + 3 {
-                warnings.push(format!("WARNING: Lower bits will be truncated for the {which}."));
+                warnings.push(format!(
+                    "WARNING: Lower bits will be truncated for the {which}."
+                ));
             }
             let keep = n.div_ceil(8);
             bytes.truncate(keep);
@@ -272,8 +300,12 @@ pub fn parse_key(text: &str, which: &str, warnings: &mut Vec<String>) -> Result<
             n
         }
     };
-    let bits = u16::try_from(bits).map_err(|_| format!("bit length {bits} is too big for the {which}."))?;
-    Ok(ParsedKey { bits, material: KeyMaterial::new(bytes) })
+    let bits = u16::try_from(bits)
+        .map_err(|_| format!("bit length {bits} is too big for the {which}."))?;
+    Ok(ParsedKey {
+        bits,
+        material: KeyMaterial::new(bytes),
+    })
 }
 
 /// Resolves an address word. `v6_only` for the `...6` keywords.
@@ -282,7 +314,11 @@ fn resolve(word: &str, v6_only: bool, opts: ParseOpts) -> Vec<IpAddr> {
         return vec![IpAddr::V6(a)];
     }
     if let Ok(a) = word.parse::<Ipv4Addr>() {
-        return if v6_only { Vec::new() } else { vec![IpAddr::V4(a)] };
+        return if v6_only {
+            Vec::new()
+        } else {
+            vec![IpAddr::V4(a)]
+        };
     }
     if opts.numeric {
         return Vec::new();
@@ -308,68 +344,295 @@ struct Kw {
 }
 
 const KEYWORDS: &[Kw] = &[
-    Kw { names: &["spi"], add: true, lookup: true },
-    Kw { names: &["pair-spi"], add: true, lookup: false },
-    Kw { names: &["replay"], add: true, lookup: false },
-    Kw { names: &["replay_value"], add: true, lookup: false },
-    Kw { names: &["state"], add: true, lookup: false },
-    Kw { names: &["auth_alg", "authalg"], add: true, lookup: false },
-    Kw { names: &["encr_alg", "encralg"], add: true, lookup: false },
-    Kw { names: &["authkey"], add: true, lookup: false },
-    Kw { names: &["encrkey"], add: true, lookup: false },
-    Kw { names: &["reserved_bits"], add: true, lookup: false },
-    Kw { names: &["src", "srcaddr", "saddr"], add: true, lookup: true },
-    Kw { names: &["src6", "srcaddr6", "saddr6"], add: true, lookup: true },
-    Kw { names: &["dst", "dstaddr", "daddr"], add: true, lookup: true },
-    Kw { names: &["dst6", "dstaddr6", "daddr6"], add: true, lookup: true },
-    Kw { names: &["sport"], add: true, lookup: true },
-    Kw { names: &["dport"], add: true, lookup: true },
-    Kw { names: &["proto", "ulp"], add: true, lookup: true },
-    Kw { names: &["isrc", "innersrc", "proxy", "proxyaddr"], add: true, lookup: false },
-    Kw { names: &["isrc6", "innersrc6", "proxy6", "proxyaddr6"], add: true, lookup: false },
-    Kw { names: &["idst", "innerdst"], add: true, lookup: false },
-    Kw { names: &["idst6", "innerdst6"], add: true, lookup: false },
-    Kw { names: &["isport", "innersport"], add: true, lookup: false },
-    Kw { names: &["idport", "innerdport"], add: true, lookup: false },
-    Kw { names: &["iproto", "iulp"], add: true, lookup: false },
-    Kw { names: &["encap"], add: true, lookup: false },
-    Kw { names: &["nat_loc"], add: true, lookup: false },
-    Kw { names: &["nat_rem"], add: true, lookup: false },
-    Kw { names: &["nat_lport"], add: true, lookup: false },
-    Kw { names: &["nat_rport"], add: true, lookup: false },
-    Kw { names: &["srcidtype"], add: true, lookup: false },
-    Kw { names: &["dstidtype"], add: true, lookup: false },
-    Kw { names: &["soft_alloc"], add: true, lookup: false },
-    Kw { names: &["soft_bytes"], add: true, lookup: false },
-    Kw { names: &["soft_addtime"], add: true, lookup: false },
-    Kw { names: &["soft_usetime"], add: true, lookup: false },
-    Kw { names: &["hard_alloc"], add: true, lookup: false },
-    Kw { names: &["hard_bytes"], add: true, lookup: false },
-    Kw { names: &["hard_addtime"], add: true, lookup: false },
-    Kw { names: &["hard_usetime"], add: true, lookup: false },
-    Kw { names: &["idle_addtime"], add: true, lookup: false },
-    Kw { names: &["idle_usetime"], add: true, lookup: false },
-    Kw { names: &["inbound"], add: true, lookup: true },
-    Kw { names: &["outbound"], add: true, lookup: true },
-    Kw { names: &["label"], add: true, lookup: false },
-    Kw { names: &["outer-label"], add: true, lookup: false },
-    Kw { names: &["implicit-label"], add: true, lookup: false },
+    Kw {
+        names: &["spi"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["pair-spi"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["replay"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["replay_value"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["state"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["auth_alg", "authalg"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["encr_alg", "encralg"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["authkey"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["encrkey"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["reserved_bits"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["src", "srcaddr", "saddr"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["src6", "srcaddr6", "saddr6"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["dst", "dstaddr", "daddr"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["dst6", "dstaddr6", "daddr6"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["sport"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["dport"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["proto", "ulp"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["isrc", "innersrc", "proxy", "proxyaddr"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["isrc6", "innersrc6", "proxy6", "proxyaddr6"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["idst", "innerdst"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["idst6", "innerdst6"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["isport", "innersport"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["idport", "innerdport"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["iproto", "iulp"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["encap"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["nat_loc"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["nat_rem"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["nat_lport"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["nat_rport"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["srcidtype"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["dstidtype"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["soft_alloc"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["soft_bytes"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["soft_addtime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["soft_usetime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["hard_alloc"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["hard_bytes"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["hard_addtime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["hard_usetime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["idle_addtime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["idle_usetime"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["inbound"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["outbound"],
+        add: true,
+        lookup: true,
+    },
+    Kw {
+        names: &["label"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["outer-label"],
+        add: true,
+        lookup: false,
+    },
+    Kw {
+        names: &["implicit-label"],
+        add: true,
+        lookup: false,
+    },
     // Keywords ipseckey knows but refuses for every command.
-    Kw { names: &["flags"], add: false, lookup: false },
-    Kw { names: &["current_alloc"], add: false, lookup: false },
-    Kw { names: &["current_bytes"], add: false, lookup: false },
-    Kw { names: &["current_addtime"], add: false, lookup: false },
-    Kw { names: &["current_usetime"], add: false, lookup: false },
-    Kw { names: &["dpd"], add: false, lookup: false },
-    Kw { names: &["sens_level"], add: false, lookup: false },
-    Kw { names: &["sens_map"], add: false, lookup: false },
-    Kw { names: &["integ_level"], add: false, lookup: false },
-    Kw { names: &["integ_map"], add: false, lookup: false },
+    Kw {
+        names: &["flags"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["current_alloc"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["current_bytes"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["current_addtime"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["current_usetime"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["dpd"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["sens_level"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["sens_map"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["integ_level"],
+        add: false,
+        lookup: false,
+    },
+    Kw {
+        names: &["integ_map"],
+        add: false,
+        lookup: false,
+    },
 ];
 
 /// Every keyword, in the order `help attr` lists them.
 pub fn all_keywords() -> Vec<&'static str> {
-    KEYWORDS.iter().flat_map(|k| k.names.iter().copied()).collect()
+    KEYWORDS
+        .iter()
+        .flat_map(|k| k.names.iter().copied())
+        .collect()
 }
 
 fn keyword(w: &str) -> Option<&'static Kw> {
@@ -391,12 +654,23 @@ impl<'a> Cursor<'a> {
 
 /// Parses one command from its tokens.
 pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseError> {
-    let Some(first) = toks.first() else { return Err(ParseError::one("Empty command.")) };
+    let Some(first) = toks.first() else {
+        return Err(ParseError::one("Empty command."));
+    };
     let Some(kind) = CmdKind::from_word(first) else {
-        return Err(ParseError::one(format!("Unknown command ({}).", shown(first))));
+        return Err(ParseError::one(format!(
+            "Unknown command ({}).",
+            shown(first)
+        )));
     };
     let mut cur = Cursor { toks, i: 1 };
-    let mut cmd = Command { kind, satype: satype::UNSPEC, sa: SaArgs::default(), arg: None, warnings: Vec::new() };
+    let mut cmd = Command {
+        kind,
+        satype: satype::UNSPEC,
+        sa: SaArgs::default(),
+        arg: None,
+        warnings: Vec::new(),
+    };
     match kind {
         CmdKind::Quit => Ok(cmd),
         CmdKind::Help => {
@@ -405,7 +679,11 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
         }
         CmdKind::Monitor | CmdKind::PassiveMonitor => {
             if let Some(extra) = cur.next() {
-                return Err(ParseError::one(format!("Too many arguments for {} command ({}).", kind.word(), shown(extra))));
+                return Err(ParseError::one(format!(
+                    "Too many arguments for {} command ({}).",
+                    kind.word(),
+                    shown(extra)
+                )));
             }
             Ok(cmd)
         }
@@ -414,15 +692,24 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
                 cmd.arg = Some(f.to_string());
                 Ok(cmd)
             }
-            (None, _) => Err(ParseError::one("Unexpected end of command line, was expecting a file name.")),
-            (Some(_), Some(x)) => Err(ParseError::one(format!("Too many arguments for load command ({}).", shown(x)))),
+            (None, _) => Err(ParseError::one(
+                "Unexpected end of command line, was expecting a file name.",
+            )),
+            (Some(_), Some(x)) => Err(ParseError::one(format!(
+                "Too many arguments for load command ({}).",
+                shown(x)
+            ))),
         },
         CmdKind::Flush | CmdKind::Dump => {
             if let Some(w) = cur.next() {
-                cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
+                cmd.satype = parse_satype(w)
+                    .ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             }
             if cur.next().is_some() {
-                return Err(ParseError::one(format!("Too many arguments for {} command", kind.word())));
+                return Err(ParseError::one(format!(
+                    "Too many arguments for {} command",
+                    kind.word()
+                )));
             }
             Ok(cmd)
         }
@@ -430,18 +717,25 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
             let Some(w) = cur.next() else {
                 return Err(ParseError::one("Must specify a specific SA type for save."));
             };
-            cmd.satype = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
+            cmd.satype = parse_satype(w)
+                .ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             cmd.arg = cur.next().map(str::to_string);
             if let Some(x) = cur.next() {
-                return Err(ParseError::one(format!("Too many arguments for save command ({}).", shown(x))));
+                return Err(ParseError::one(format!(
+                    "Too many arguments for save command ({}).",
+                    shown(x)
+                )));
             }
             Ok(cmd)
         }
         _ => {
             let Some(w) = cur.next() else {
-                return Err(ParseError::one("Unexpected end of command line, was expecting an SA type."));
+                return Err(ParseError::one(
+                    "Unexpected end of command line, was expecting an SA type.",
+                ));
             };
-            let t = parse_satype(w).ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
+            let t = parse_satype(w)
+                .ok_or_else(|| ParseError::one(format!("Unknown SA type ({}).", shown(w))))?;
             if t == satype::UNSPEC {
                 return Err(ParseError::one(if kind.is_add_like() {
                     "Must specify a specific SA type."
@@ -458,7 +752,10 @@ pub fn parse_command(toks: &[String], opts: ParseOpts) -> Result<Command, ParseE
             if errors.is_empty() {
                 Ok(cmd)
             } else {
-                Err(ParseError { messages: errors, warnings: cmd.warnings })
+                Err(ParseError {
+                    messages: errors,
+                    warnings: cmd.warnings,
+                })
             }
         }
     }
@@ -474,7 +771,12 @@ macro_rules! single {
     };
 }
 
-fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, errors: &mut Vec<String>) {
+fn parse_extensions(
+    cur: &mut Cursor<'_>,
+    cmd: &mut Command,
+    opts: ParseOpts,
+    errors: &mut Vec<String>,
+) {
     let kind = cmd.kind;
     let sa = &mut cmd.sa;
     while let Some(word) = cur.next() {
@@ -482,7 +784,11 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
             errors.push(format!("Unknown extension field \"{}\".", shown(word)));
             continue;
         };
-        let allowed = if kind.is_add_like() { kw.add } else { kw.lookup };
+        let allowed = if kind.is_add_like() {
+            kw.add
+        } else {
+            kw.lookup
+        };
         if !allowed {
             errors.push(format!("Don't use extension {word} for {}.", kind.word()));
             // Unlike illumos, the value is consumed: reporting it as an
@@ -515,13 +821,19 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
             "encap" => "an encapsulation",
             "srcidtype" | "dstidtype" => "a type",
             "label" | "outer-label" | "implicit-label" => "a label",
-            n if n.contains("src") || n.contains("dst") || n.starts_with("nat_loc") || n.starts_with("nat_rem") => {
+            n if n.contains("src")
+                || n.contains("dst")
+                || n.starts_with("nat_loc")
+                || n.starts_with("nat_rem") =>
+            {
                 "an address"
             }
             _ => "a number",
         };
         let Some(val) = cur.next() else {
-            errors.push(format!("Unexpected end of command line, was expecting {expecting}."));
+            errors.push(format!(
+                "Unexpected end of command line, was expecting {expecting}."
+            ));
             return;
         };
         let num = |v: &str, errors: &mut Vec<String>| -> Option<u64> {
@@ -572,7 +884,10 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     .or_else(|| parse_number(val).filter(|&n| n <= 255).map(|n| n as u8));
                 match a {
                     Some(a) => single!(errors, sa.auth, a, "auth_alg"),
-                    None => errors.push(format!("Unknown authentication algorithm type \"{}\".", shown(val))),
+                    None => errors.push(format!(
+                        "Unknown authentication algorithm type \"{}\".",
+                        shown(val)
+                    )),
                 }
             }
             "encr_alg" => {
@@ -585,7 +900,9 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     .or_else(|| parse_number(val).filter(|&n| n <= 255).map(|n| n as u8));
                 match e {
                     Some(e) => {
-                        if let Some(alg) = EncrAlg::from_id(e, Dialect::Illumos).filter(|a| a.is_counter_mode()) {
+                        if let Some(alg) =
+                            EncrAlg::from_id(e, Dialect::Illumos).filter(|a| a.is_counter_mode())
+                        {
                             cmd.warnings.push(format!(
                                 "Using manual keying with a Counter mode algorithm such as \"{}\" may be insecure!",
                                 alg.name()
@@ -593,7 +910,10 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                         }
                         single!(errors, sa.encr, e, "encr_alg")
                     }
-                    None => errors.push(format!("Unknown encryption algorithm type \"{}\".", shown(val))),
+                    None => errors.push(format!(
+                        "Unknown encryption algorithm type \"{}\".",
+                        shown(val)
+                    )),
                 }
             }
             "authkey" => match parse_key(val, "authentication key", &mut cmd.warnings) {
@@ -622,7 +942,15 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
             "src" | "src6" | "dst" | "dst6" => {
                 let addrs = resolve(val, name.ends_with('6'), opts);
                 if addrs.is_empty() {
-                    errors.push(format!("Unknown {} address \"{}\".", if name.starts_with("src") { "src" } else { "dst" }, shown(val)));
+                    errors.push(format!(
+                        "Unknown {} address \"{}\".",
+                        if name.starts_with("src") {
+                            "src"
+                        } else {
+                            "dst"
+                        },
+                        shown(val)
+                    ));
                     continue;
                 }
                 if name.starts_with("src") {
@@ -646,7 +974,11 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
             }
             "proto" | "iproto" => {
                 if let Some(n) = num(val, errors) {
-                    let slot = if name == "proto" { &mut sa.proto } else { &mut sa.iproto };
+                    let slot = if name == "proto" {
+                        &mut sa.proto
+                    } else {
+                        &mut sa.iproto
+                    };
                     single!(errors, *slot, n as u8, name);
                 }
             }
@@ -666,7 +998,11 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     },
                 };
                 let addrs = resolve(a, name.ends_with('6'), opts);
-                let which = if name.starts_with("isrc") { "inner-source" } else { "inner-destination" };
+                let which = if name.starts_with("isrc") {
+                    "inner-source"
+                } else {
+                    "inner-destination"
+                };
                 match addrs.as_slice() {
                     [] => errors.push(format!("Unknown {which} address \"{}\".", shown(a))),
                     [ip] => {
@@ -682,12 +1018,18 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                             single!(errors, sa.idst, v, "idst");
                         }
                     }
-                    _ => cmd.warnings.push(format!("The {which} address {a} is vague, not using.")),
+                    _ => cmd
+                        .warnings
+                        .push(format!("The {which} address {a} is vague, not using.")),
                 }
             }
             "nat_loc" | "nat_rem" => {
                 let addrs = resolve(val, false, opts);
-                let which = if name == "nat_loc" { "NAT-T local" } else { "NAT-T remote" };
+                let which = if name == "nat_loc" {
+                    "NAT-T local"
+                } else {
+                    "NAT-T remote"
+                };
                 match addrs.as_slice() {
                     [] => errors.push(format!("Unknown {which} address \"{}\".", shown(val))),
                     [ip] => {
@@ -697,7 +1039,9 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                             single!(errors, sa.nat_rem, *ip, "nat_rem");
                         }
                     }
-                    _ => cmd.warnings.push(format!("The {which} address {val} is vague, not using.")),
+                    _ => cmd
+                        .warnings
+                        .push(format!("The {which} address {val} is vague, not using.")),
                 }
             }
             "encap" => {
@@ -723,7 +1067,8 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                     continue;
                 };
                 let Some(value) = cur.next() else {
-                    errors.push("Unexpected end of command line, was expecting an identity.".into());
+                    errors
+                        .push("Unexpected end of command line, was expecting an identity.".into());
                     return;
                 };
                 let v = (t, value.to_string());
@@ -751,8 +1096,26 @@ fn parse_extensions(cur: &mut Cursor<'_>, cmd: &mut Command, opts: ParseOpts, er
                 let dup = match field {
                     "alloc" => std::mem::replace(&mut group.lt.allocations, n as u32) != 0,
                     "bytes" => std::mem::replace(&mut group.lt.bytes, n) != 0,
-                    "addtime" => std::mem::replace(&mut group.lt.addtime, if lt.starts_with("idle") { n as u32 as u64 } else { n }) != 0,
-                    _ => std::mem::replace(&mut group.lt.usetime, if lt.starts_with("idle") { n as u32 as u64 } else { n }) != 0,
+                    "addtime" => {
+                        std::mem::replace(
+                            &mut group.lt.addtime,
+                            if lt.starts_with("idle") {
+                                n as u32 as u64
+                            } else {
+                                n
+                            },
+                        ) != 0
+                    }
+                    _ => {
+                        std::mem::replace(
+                            &mut group.lt.usetime,
+                            if lt.starts_with("idle") {
+                                n as u32 as u64
+                            } else {
+                                n
+                            },
+                        ) != 0
+                    }
                 };
                 // Like illumos, only a non-zero earlier value is a duplicate.
                 if dup && !lt.starts_with("idle") {
@@ -786,7 +1149,8 @@ fn check_command(cmd: &mut Command, errors: &mut Vec<String>) {
         errors.push("pair-spi can not be used with the \"update-pair\" command.".into());
     }
     if sa.replay.is_some_and(|r| r != 0) {
-        cmd.warnings.push("WARNING:  Replay with manual keying considered harmful.".into());
+        cmd.warnings
+            .push("WARNING:  Replay with manual keying considered harmful.".into());
     }
     if !errors.is_empty() {
         return;
@@ -808,7 +1172,9 @@ fn check_command(cmd: &mut Command, errors: &mut Vec<String>) {
     }
     if sa.tunnel() {
         if let Some(p) = sa.proto.filter(|&p| p != 0 && p != 4 && p != 41) {
-            errors.push(format!("WARNING: Protocol type {p} not for use with Tunnel-Mode SA."));
+            errors.push(format!(
+                "WARNING: Protocol type {p} not for use with Tunnel-Mode SA."
+            ));
         }
     }
     if kind == CmdKind::Add && sa.auth_key.is_none() && sa.encr_key.is_none() {
@@ -820,7 +1186,12 @@ fn check_command(cmd: &mut Command, errors: &mut Vec<String>) {
         errors.push(format!("Need destination address for {w}."));
         return;
     }
-    if sa.encap && sa.nat_loc.is_none() && sa.nat_rem.is_none() && sa.nat_lport.is_none() && sa.nat_rport.is_none() {
+    if sa.encap
+        && sa.nat_loc.is_none()
+        && sa.nat_rem.is_none()
+        && sa.nat_lport.is_none()
+        && sa.nat_rport.is_none()
+    {
         errors.push("Must specify NAT-T remote or local address for UDP encapsulation.".into());
     }
 }
@@ -860,9 +1231,18 @@ mod tests {
         assert_eq!(w.len(), 0);
         let k = parse_key("ffff/12", "encryption key", &mut w).unwrap();
         assert_eq!((k.bits, k.material.expose()), (12, &[0xff, 0xf0][..]));
-        assert_eq!(w, vec!["WARNING: Lower bits will be truncated for the encryption key."]);
-        assert_eq!(parse_key("ff/x", "authentication key", &mut w).unwrap_err(), "\"x\" is not a bit specifier.");
-        assert_eq!(parse_key("ff/20", "authentication key", &mut w).unwrap_err(), "bit length 20 is too big for the authentication key.");
+        assert_eq!(
+            w,
+            vec!["WARNING: Lower bits will be truncated for the encryption key."]
+        );
+        assert_eq!(
+            parse_key("ff/x", "authentication key", &mut w).unwrap_err(),
+            "\"x\" is not a bit specifier."
+        );
+        assert_eq!(
+            parse_key("ff/20", "authentication key", &mut w).unwrap_err(),
+            "bit length 20 is too big for the authentication key."
+        );
         let e = parse_key("secretzz", "authentication key", &mut w).unwrap_err();
         assert!(!e.contains("secret"), "errors never echo keys: {e}");
     }
@@ -880,24 +1260,45 @@ mod tests {
 
     #[test]
     fn diagnostics_from_the_manual() {
-        let e = parse("add esp spi 1 spi 2 dst 10.0.0.1 encralg aes encrkey 00112233445566778899aabbccddeeff").unwrap_err();
+        let e = parse(
+            "add esp spi 1 spi 2 dst 10.0.0.1 encralg aes encrkey 00112233445566778899aabbccddeeff",
+        )
+        .unwrap_err();
         assert_eq!(e.messages, vec!["Can only specify single spi."]);
         let e = parse("get esp spi 1 dst 10.0.0.1 hard_bytes 5").unwrap_err();
         assert_eq!(e.messages[0], "Don't use extension hard_bytes for get.");
         let e = parse("add esp spi 1 dst").unwrap_err();
-        assert_eq!(e.messages, vec!["Unexpected end of command line, was expecting an address."]);
+        assert_eq!(
+            e.messages,
+            vec!["Unexpected end of command line, was expecting an address."]
+        );
         let e = parse("add esp spi 1 dst 10.0.0.1 authkey").unwrap_err();
-        assert_eq!(e.messages, vec!["Unexpected end of command line, was expecting a key."]);
+        assert_eq!(
+            e.messages,
+            vec!["Unexpected end of command line, was expecting a key."]
+        );
         let e = parse("get esp spi 5").unwrap_err();
-        assert_eq!(e.messages, vec!["Unexpected end of command line, was expecting dst."]);
+        assert_eq!(
+            e.messages,
+            vec!["Unexpected end of command line, was expecting dst."]
+        );
         let e = parse("flush foo").unwrap_err();
         assert_eq!(e.messages, vec!["Unknown SA type (foo)."]);
         let e = parse("add esp spi 1 dst 10.0.0.1 frob 3").unwrap_err();
-        assert_eq!(e.messages, vec!["Unknown extension field \"frob\".", "Unknown extension field \"3\"."]);
+        assert_eq!(
+            e.messages,
+            vec![
+                "Unknown extension field \"frob\".",
+                "Unknown extension field \"3\"."
+            ]
+        );
         let e = parse("add ah spi 1 dst 10.0.0.1 encr_alg aes").unwrap_err();
         assert_eq!(e.messages[0], "Cannot specify encryption with SA type ah.");
         let e = parse("add esp spi 1 dst 10.0.0.1 encr_alg null encrkey 00").unwrap_err();
-        assert_eq!(e.messages[0], "Cannot specify a key with NULL encryption algorithm.");
+        assert_eq!(
+            e.messages[0],
+            "Cannot specify a key with NULL encryption algorithm."
+        );
         let e = parse("add esp spi 1 dst 10.0.0.1 authalg sha1").unwrap_err();
         assert_eq!(e.messages, vec!["Must have at least one key for an add."]);
         let e = parse("add esp spi 1 dst 10.0.0.1 label foo").unwrap_err();
@@ -914,7 +1315,17 @@ mod tests {
             let c = parse(&format!("update esp spi 1 dst 10.0.0.1 state {w}")).unwrap();
             assert_eq!(c.sa.state, Some(n));
         }
-        assert_eq!(parse("update esp spi 1 dst 10.0.0.1 state larval").unwrap_err().messages, vec!["WARNING: Cannot set LARVAL SA state."]);
-        assert_eq!(parse("update esp spi 1 dst 10.0.0.1 state 7").unwrap_err().messages, vec!["Unknown state type \"7\"."]);
+        assert_eq!(
+            parse("update esp spi 1 dst 10.0.0.1 state larval")
+                .unwrap_err()
+                .messages,
+            vec!["WARNING: Cannot set LARVAL SA state."]
+        );
+        assert_eq!(
+            parse("update esp spi 1 dst 10.0.0.1 state 7")
+                .unwrap_err()
+                .messages,
+            vec!["Unknown state type \"7\"."]
+        );
     }
 }

@@ -50,8 +50,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use chrono::{DateTime, Datelike, Local, LocalResult, Offset, TimeZone, Timelike, Utc};
 use sadb::alg::{AuthAlg, EncrAlg};
 use sadb::pfkey::{
-    flags, ident_type, Address, AlgDesc, Comb, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType,
-    SaExt, Sensitivity, SpiRange, WORD,
+    flags, ident_type, Address, AlgDesc, Comb, Dialect, ExtKind, Extension, Identity, Key,
+    Lifetime, Message, MsgType, SaExt, Sensitivity, SpiRange, WORD,
 };
 use sadb::{Diagnostic, Errno};
 
@@ -216,7 +216,9 @@ pub fn save_record(msg: &Message, opts: PrintOpts) -> String {
                 // The upper-layer protocol precedes the first address that
                 // has one (outer and inner separately).
                 match kind {
-                    ExtKind::AddressInnerSrc | ExtKind::AddressInnerDst if !seen_iproto && a.proto != 0 => {
+                    ExtKind::AddressInnerSrc | ExtKind::AddressInnerDst
+                        if !seen_iproto && a.proto != 0 =>
+                    {
                         out!(s, "    iproto {} \\\n", a.proto);
                         seen_iproto = true;
                     }
@@ -240,12 +242,20 @@ pub fn save_record(msg: &Message, opts: PrintOpts) -> String {
                 s.push_str(" \\\n");
             }
             Extension::Key(kind, k) => {
-                let prefix = if *kind == ExtKind::KeyAuth { "auth" } else { "encr" };
+                let prefix = if *kind == ExtKind::KeyAuth {
+                    "auth"
+                } else {
+                    "encr"
+                };
                 out!(s, "\t{prefix}key {}", dump_key(k, opts.paranoid, false));
                 s.push_str(" \\\n");
             }
             Extension::Identity(kind, id) => {
-                let prefix = if *kind == ExtKind::IdentitySrc { "src" } else { "dst" };
+                let prefix = if *kind == ExtKind::IdentitySrc {
+                    "src"
+                } else {
+                    "dst"
+                };
                 out!(s, "\t{prefix}idtype {} ", ident_type_keyword(id.id_type));
                 if id.id_type == ident_type::DER_DN || id.id_type == ident_type::DER_GN {
                     s.push_str("<can-not-print>");
@@ -291,18 +301,26 @@ fn block(msg: &Message, opts: PrintOpts, now: u64, timestamp: bool) -> String {
             Extension::Lifetime(ExtKind::LifetimeHard, lt) => hard = Some(*lt),
             Extension::Lifetime(ExtKind::LifetimeSoft, lt) => soft = Some(*lt),
             Extension::Lifetime(ExtKind::LifetimeIdle, lt) => idle = Some(*lt),
-            Extension::Address(kind, a) if address_labels(*kind).is_some() => print_address(&mut s, *kind, a, opts),
+            Extension::Address(kind, a) if address_labels(*kind).is_some() => {
+                print_address(&mut s, *kind, a, opts)
+            }
             Extension::Key(kind, k) if matches!(kind, ExtKind::KeyAuth | ExtKind::KeyEncrypt) => {
                 print_key(&mut s, *kind, k, opts)
             }
-            Extension::Identity(kind, id) if matches!(kind, ExtKind::IdentitySrc | ExtKind::IdentityDst) => {
+            Extension::Identity(kind, id)
+                if matches!(kind, ExtKind::IdentitySrc | ExtKind::IdentityDst) =>
+            {
                 print_ident(&mut s, *kind, id)
             }
-            Extension::Sensitivity(kind, sens) if matches!(kind, ExtKind::Sensitivity | ExtKind::OuterSensitivity) => {
+            Extension::Sensitivity(kind, sens)
+                if matches!(kind, ExtKind::Sensitivity | ExtKind::OuterSensitivity) =>
+            {
                 print_sens(&mut s, *kind, sens, opts)
             }
             Extension::Proposal(p) => print_prop(&mut s, p.replay, &p.combs),
-            Extension::Supported(kind, algs) if matches!(kind, ExtKind::SupportedAuth | ExtKind::SupportedEncrypt) => {
+            Extension::Supported(kind, algs)
+                if matches!(kind, ExtKind::SupportedAuth | ExtKind::SupportedEncrypt) =>
+            {
                 print_supp(&mut s, *kind, algs)
             }
             Extension::SpiRange(r) => print_spirange(&mut s, r),
@@ -354,7 +372,11 @@ fn base_header(s: &mut String, msg: &Message) {
     if type_name.is_empty() {
         // X_DELPAIR_STATE (15) and any Linux-only type: the number as the
         // message carries it (illumos numbering first).
-        let n = msg.msg_type.number(Dialect::Illumos).or_else(|| msg.msg_type.number(Dialect::Linux)).unwrap_or(0);
+        let n = msg
+            .msg_type
+            .number(Dialect::Illumos)
+            .or_else(|| msg.msg_type.number(Dialect::Linux))
+            .unwrap_or(0);
         out!(s, "Unknown ({n})");
     } else {
         s.push_str(type_name);
@@ -372,17 +394,28 @@ fn base_header(s: &mut String, msg: &Message) {
     }
     s.push_str(".\n");
     if msg.errno != 0 {
-        let text = Errno::from_number(msg.errno, Dialect::Illumos).map(Errno::illumos_text).unwrap_or("Unknown error");
+        let text = Errno::from_number(msg.errno, Dialect::Illumos)
+            .map(Errno::illumos_text)
+            .unwrap_or("Unknown error");
         out!(s, "Error {text} from PF_KEY.\n");
         s.push_str(&diagnostic_line(msg.reserved));
     }
-    out!(s, "Message length {} bytes, seq={}, pid={}.\n", msg.buffer_len(Dialect::Illumos), msg.seq, msg.pid);
+    out!(
+        s,
+        "Message length {} bytes, seq={}, pid={}.\n",
+        msg.buffer_len(Dialect::Illumos),
+        msg.seq,
+        msg.pid
+    );
 }
 
 /// `  Diagnostic code N:  TEXT.` (two spaces before and after), as ipseckey
 /// prints it for an error reply; also useful on its own (4.2).
 pub fn diagnostic_line(code: u16) -> String {
-    format!("  Diagnostic code {code}:  {}.\n", Diagnostic::from_code(code).text())
+    format!(
+        "  Diagnostic code {code}:  {}.\n",
+        Diagnostic::from_code(code).text()
+    )
 }
 
 /// Flag names in the order illumos prints them (3.2.1).
@@ -405,7 +438,12 @@ const FLAG_NAMES: &[(u64, &str)] = &[
 ];
 
 fn print_sa(s: &mut String, sa: &SaExt) {
-    out!(s, "SA: SADB_ASSOC spi=0x{:x}, replay window size={}, state=", sa.spi, sa.replay);
+    out!(
+        s,
+        "SA: SADB_ASSOC spi=0x{:x}, replay window size={}, state=",
+        sa.spi,
+        sa.replay
+    );
     match sa.state {
         0 => s.push_str("LARVAL"),
         1 => s.push_str("MATURE"),
@@ -435,7 +473,9 @@ fn auth_name(id: u8) -> String {
     if id == 0 {
         return "<none>".to_string();
     }
-    AuthAlg::from_id(id, Dialect::Illumos).map(|a| a.name().to_string()).unwrap_or_else(|| format!("<unknown {id}>"))
+    AuthAlg::from_id(id, Dialect::Illumos)
+        .map(|a| a.name().to_string())
+        .unwrap_or_else(|| format!("<unknown {id}>"))
 }
 
 /// Printed name of an encryption algorithm (`dump_ealg`).
@@ -443,16 +483,22 @@ fn encr_name(id: u8) -> String {
     if id == 0 {
         return "<none>".to_string();
     }
-    EncrAlg::from_id(id, Dialect::Illumos).map(|a| a.name().to_string()).unwrap_or_else(|| format!("<unknown {id}>"))
+    EncrAlg::from_id(id, Dialect::Illumos)
+        .map(|a| a.name().to_string())
+        .unwrap_or_else(|| format!("<unknown {id}>"))
 }
 
 /// `save` spelling of an algorithm: its first name, else the number.
 fn auth_keyword(id: u8) -> String {
-    AuthAlg::from_id(id, Dialect::Illumos).map(|a| a.name().to_string()).unwrap_or_else(|| id.to_string())
+    AuthAlg::from_id(id, Dialect::Illumos)
+        .map(|a| a.name().to_string())
+        .unwrap_or_else(|| id.to_string())
 }
 
 fn encr_keyword(id: u8) -> String {
-    EncrAlg::from_id(id, Dialect::Illumos).map(|a| a.name().to_string()).unwrap_or_else(|| id.to_string())
+    EncrAlg::from_id(id, Dialect::Illumos)
+        .map(|a| a.name().to_string())
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// `save` spelling of an SA type (`rparsesatype`).
@@ -640,8 +686,16 @@ fn ntop6(a: Ipv6Addr) -> String {
 }
 
 fn print_key(s: &mut String, kind: ExtKind, k: &Key, opts: PrintOpts) {
-    let (pfx, what) = if kind == ExtKind::KeyAuth { ("AKY: ", "Authentication") } else { ("EKY: ", "Encryption") };
-    out!(s, "{pfx}{what} key.\n{pfx}{}\n", dump_key(k, opts.paranoid, true));
+    let (pfx, what) = if kind == ExtKind::KeyAuth {
+        ("AKY: ", "Authentication")
+    } else {
+        ("EKY: ", "Encryption")
+    };
+    out!(
+        s,
+        "{pfx}{what} key.\n{pfx}{}\n",
+        dump_key(k, opts.paranoid, true)
+    );
 }
 
 /// illumos `dump_key()`: the key bytes (`XX` each when paranoid), the salt
@@ -676,9 +730,17 @@ fn dump_key(k: &Key, paranoid: bool, separate_salt: bool) -> String {
 }
 
 fn print_ident(s: &mut String, kind: ExtKind, id: &Identity) {
-    let (pfx, what) = if kind == ExtKind::IdentitySrc { ("SID: ", "Source") } else { ("DID: ", "Destination") };
+    let (pfx, what) = if kind == ExtKind::IdentitySrc {
+        ("SID: ", "Source")
+    } else {
+        ("DID: ", "Destination")
+    };
     // illumos passes the 64-bit id to "%d".
-    out!(s, "{pfx}{what} identity, uid={}, type ", id.id as u32 as i32);
+    out!(
+        s,
+        "{pfx}{what} identity, uid={}, type ",
+        id.id as u32 as i32
+    );
     let printable = match id.id_type {
         ident_type::PREFIX => {
             s.push_str("prefix");
@@ -776,9 +838,21 @@ fn print_prop(s: &mut String, replay: u8, combs: &[Comb]) {
             );
         }
         s.push_str("HARD: ");
-        comb_limits(s, c.hard_allocations, c.hard_bytes, c.hard_addtime, c.hard_usetime);
+        comb_limits(
+            s,
+            c.hard_allocations,
+            c.hard_bytes,
+            c.hard_addtime,
+            c.hard_usetime,
+        );
         out!(s, "\n{pfx} SOFT: ");
-        comb_limits(s, c.soft_allocations, c.soft_bytes, c.soft_addtime, c.soft_usetime);
+        comb_limits(
+            s,
+            c.soft_allocations,
+            c.soft_bytes,
+            c.soft_addtime,
+            c.soft_usetime,
+        );
         s.push('\n');
     }
 }
@@ -800,11 +874,26 @@ fn comb_limits(s: &mut String, alloc: u32, bytes: u64, addtime: u64, usetime: u6
 
 fn print_supp(s: &mut String, kind: ExtKind, algs: &[AlgDesc]) {
     let encr = kind == ExtKind::SupportedEncrypt;
-    let (pfx, what) = if encr { ("SUE: ", "encryption") } else { ("SUA: ", "authentication") };
+    let (pfx, what) = if encr {
+        ("SUE: ", "encryption")
+    } else {
+        ("SUA: ", "authentication")
+    };
     out!(s, "{pfx}Supported {what} algorithms.\n");
     for a in algs {
-        let name = if encr { encr_name(a.id) } else { auth_name(a.id) };
-        out!(s, "{pfx}{name} minbits={}, maxbits={}, ivlen={}, saltbits={}", a.minbits, a.maxbits, a.ivlen, a.saltbits);
+        let name = if encr {
+            encr_name(a.id)
+        } else {
+            auth_name(a.id)
+        };
+        out!(
+            s,
+            "{pfx}{name} minbits={}, maxbits={}, ivlen={}, saltbits={}",
+            a.minbits,
+            a.maxbits,
+            a.ivlen,
+            a.saltbits
+        );
         if encr {
             out!(s, ", increment={}", a.increment);
         }
@@ -825,11 +914,21 @@ fn print_kmc(s: &mut String, proto: u32, cookie: u64) {
         // The 32-bit cookie is the first half of the 64-bit field.
         let b = cookie.to_ne_bytes();
         let c32 = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        out!(s, "KMC: Protocol {proto}, cookie=\"<Label not found.>\" ({c32})\n");
+        out!(
+            s,
+            "KMC: Protocol {proto}, cookie=\"<Label not found.>\" ({c32})\n"
+        );
         return;
     }
-    let label = if proto == KMP_MANUAL { "Manual SA with cookie" } else { "<unknown KM protocol>" };
-    out!(s, "KMC: Protocol {proto}, cookie=\"{label}\" (0x{cookie:x}/{cookie})\n");
+    let label = if proto == KMP_MANUAL {
+        "Manual SA with cookie"
+    } else {
+        "<unknown KM protocol>"
+    };
+    out!(
+        s,
+        "KMC: Protocol {proto}, cookie=\"{label}\" (0x{cookie:x}/{cookie})\n"
+    );
 }
 
 /// The default case of `print_samsg()`: the type, the length and every
@@ -889,7 +988,13 @@ fn print_lifetimes(
     if let Some(c) = current {
         let pfx = "CLT: ";
         out!(s, "{pfx}Current lifetime information:\n");
-        out!(s, "{pfx}{} bytes {}protected, {} allocations used.\n", c.bytes, bytes_h(c.bytes), c.allocations);
+        out!(
+            s,
+            "{pfx}{} bytes {}protected, {} allocations used.\n",
+            c.bytes,
+            bytes_h(c.bytes),
+            c.allocations
+        );
         date(s, pfx, "SA added at time: ", c.addtime as i64, "");
         if c.usetime != 0 {
             date(s, pfx, "SA first used at time ", c.usetime as i64, "");
@@ -901,22 +1006,45 @@ fn print_lifetimes(
             continue;
         };
         out!(s, "{pfx}{word} lifetime information:\n");
-        out!(s, "{pfx}{} bytes {}of lifetime, {} allocations.\n", l.bytes, bytes_h(l.bytes), l.allocations);
-        out!(s, "{pfx}{} seconds {}of post-add lifetime.\n", l.addtime, secs_h(l.addtime));
-        out!(s, "{pfx}{} seconds {}of post-use lifetime.\n", l.usetime, secs_h(l.usetime));
+        out!(
+            s,
+            "{pfx}{} bytes {}of lifetime, {} allocations.\n",
+            l.bytes,
+            bytes_h(l.bytes),
+            l.allocations
+        );
+        out!(
+            s,
+            "{pfx}{} seconds {}of post-add lifetime.\n",
+            l.addtime,
+            secs_h(l.addtime)
+        );
+        out!(
+            s,
+            "{pfx}{} seconds {}of post-use lifetime.\n",
+            l.usetime,
+            secs_h(l.usetime)
+        );
         // Expressed as what remains, when the current lifetime is known.
         let Some(c) = current else {
             continue;
         };
         if l.bytes != 0 {
             let left = l.bytes.saturating_sub(c.bytes);
-            out!(s, "{pfx}{left} bytes {}more can be protected.\n", bytes_h(left));
+            out!(
+                s,
+                "{pfx}{left} bytes {}more can be protected.\n",
+                bytes_h(left)
+            );
         }
         if l.addtime != 0 || (l.usetime != 0 && c.usetime != 0) {
             // illumos does this in unsigned 64-bit arithmetic stored into
             // an int64_t: a limit already passed gives a negative delta.
-            let add =
-                if l.addtime != 0 { c.addtime.wrapping_add(l.addtime).wrapping_sub(now) as i64 } else { i64::MAX };
+            let add = if l.addtime != 0 {
+                c.addtime.wrapping_add(l.addtime).wrapping_sub(now) as i64
+            } else {
+                i64::MAX
+            };
             let used = if l.usetime != 0 && c.usetime != 0 {
                 c.usetime.wrapping_add(l.usetime).wrapping_sub(now) as i64
             } else {
@@ -924,19 +1052,37 @@ fn print_lifetimes(
             };
             let delta = add.min(used);
             if delta >= 0 {
-                let h = human_secs(delta as u64).map(|h| format!(" {h}")).unwrap_or_default();
+                let h = human_secs(delta as u64)
+                    .map(|h| format!(" {h}"))
+                    .unwrap_or_default();
                 out!(s, "{pfx}{word} expiration occurs in {delta} seconds{h}\n");
             } else {
                 out!(s, "{pfx}{word} expiration occurred\n");
             }
-            date(s, pfx, "Time of expiration: ", delta.wrapping_add(now as i64), ".");
+            date(
+                s,
+                pfx,
+                "Time of expiration: ",
+                delta.wrapping_add(now as i64),
+                ".",
+            );
         }
     }
     if let Some(l) = idle {
         let pfx = "ILT: ";
         out!(s, "{pfx}Idle lifetime information:\n");
-        out!(s, "{pfx}{} seconds {}of post-add lifetime.\n", l.addtime, secs_h(l.addtime));
-        out!(s, "{pfx}{} seconds {}of post-use lifetime.\n", l.usetime, secs_h(l.usetime));
+        out!(
+            s,
+            "{pfx}{} seconds {}of post-add lifetime.\n",
+            l.addtime,
+            secs_h(l.addtime)
+        );
+        out!(
+            s,
+            "{pfx}{} seconds {}of post-use lifetime.\n",
+            l.usetime,
+            secs_h(l.usetime)
+        );
     }
 }
 
@@ -949,7 +1095,9 @@ const LATEST: i64 = 253_402_300_799;
 const EARLIEST: i64 = -62_135_596_800;
 
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// illumos C-locale `%c`: `"%a %b %e %H:%M:%S %Y"`, local time.
 fn format_time(t: i64) -> String {
@@ -964,7 +1112,17 @@ fn format_time(t: i64) -> String {
         return "<time conversion failed>".to_string();
     };
     let d = utc.with_timezone(&offset);
-    let wd = WEEKDAYS.get(d.weekday().num_days_from_monday() as usize).copied().unwrap_or("???");
+    let wd = WEEKDAYS
+        .get(d.weekday().num_days_from_monday() as usize)
+        .copied()
+        .unwrap_or("???");
     let mon = MONTHS.get(d.month0() as usize).copied().unwrap_or("???");
-    format!("{wd} {mon} {:>2} {:02}:{:02}:{:02} {}", d.day(), d.hour(), d.minute(), d.second(), d.year())
+    format!(
+        "{wd} {mon} {:>2} {:02}:{:02}:{:02} {}",
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.year()
+    )
 }

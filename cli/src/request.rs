@@ -5,11 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use sadb::pfkey::{
-    flags, satype, Address, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType, SaExt, SaState,
-    SockAddr,
-};
 use sadb::alg::EncrAlg;
+use sadb::pfkey::{
+    flags, satype, Address, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType,
+    SaExt, SaState, SockAddr,
+};
 
 use crate::parse::{CmdKind, Command, Inner};
 
@@ -21,22 +21,46 @@ fn mapped(ip: IpAddr) -> IpAddr {
 }
 
 fn addr(kind: ExtKind, ip: IpAddr, port: u16, proto: u8) -> Extension {
-    Extension::Address(kind, Address { proto, prefix_len: 0, addr: SockAddr::new(mapped(ip), port) })
+    Extension::Address(
+        kind,
+        Address {
+            proto,
+            prefix_len: 0,
+            addr: SockAddr::new(mapped(ip), port),
+        },
+    )
 }
 
 fn inner(kind: ExtKind, i: Option<Inner>, port: Option<u16>, proto: u8) -> Extension {
     let (ip, prefix) = match i {
         // IPv4 prefixes travel in mapped form, offset by 96 (1.7).
-        Some(Inner { ip: IpAddr::V4(v4), prefix }) => (IpAddr::V6(v4.to_ipv6_mapped()), prefix.map(|p| p + 96).unwrap_or(128)),
+        Some(Inner {
+            ip: IpAddr::V4(v4),
+            prefix,
+        }) => (
+            IpAddr::V6(v4.to_ipv6_mapped()),
+            prefix.map(|p| p + 96).unwrap_or(128),
+        ),
         Some(Inner { ip, prefix }) => (ip, prefix.unwrap_or(128)),
         None => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
-    Extension::Address(kind, Address { proto, prefix_len: prefix, addr: SockAddr::new(ip, port.unwrap_or(0)) })
+    Extension::Address(
+        kind,
+        Address {
+            proto,
+            prefix_len: prefix,
+            addr: SockAddr::new(ip, port.unwrap_or(0)),
+        },
+    )
 }
 
 /// The messages for `cmd`: one per destination address (a name may have
 /// several), each with `seq` from `next_seq`.
-pub fn build(cmd: &Command, pid: u32, next_seq: &mut impl FnMut() -> u32) -> Vec<(IpAddr, Message)> {
+pub fn build(
+    cmd: &Command,
+    pid: u32,
+    next_seq: &mut impl FnMut() -> u32,
+) -> Vec<(IpAddr, Message)> {
     let dsts = cmd.sa.dst.clone().unwrap_or_default();
     dsts.into_iter()
         .map(|d| {
@@ -67,7 +91,11 @@ fn source_for(cmd: &Command, d: IpAddr) -> Option<IpAddr> {
     let same: Vec<&IpAddr> = srcs.iter().filter(|s| s.is_ipv4() == d.is_ipv4()).collect();
     match same.as_slice() {
         [one] => Some(**one),
-        _ => Some(if d.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) }),
+        _ => Some(if d.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }),
     }
 }
 
@@ -111,7 +139,10 @@ fn add_like(cmd: &Command, d: IpAddr, pid: u32, seq: u32) -> Message {
     if let Some(p) = sa.pair_spi {
         m.exts.push(Extension::Pair { spi: p });
     }
-    for (kind, g) in [(ExtKind::LifetimeHard, &sa.hard), (ExtKind::LifetimeSoft, &sa.soft)] {
+    for (kind, g) in [
+        (ExtKind::LifetimeHard, &sa.hard),
+        (ExtKind::LifetimeSoft, &sa.soft),
+    ] {
         if g.given {
             m.exts.push(Extension::Lifetime(kind, g.lt));
         }
@@ -119,25 +150,51 @@ fn add_like(cmd: &Command, d: IpAddr, pid: u32, seq: u32) -> Message {
     if sa.idle.given {
         m.exts.push(Extension::Lifetime(
             ExtKind::LifetimeIdle,
-            Lifetime { addtime: sa.idle.lt.addtime, usetime: sa.idle.lt.usetime, ..Lifetime::default() },
+            Lifetime {
+                addtime: sa.idle.lt.addtime,
+                usetime: sa.idle.lt.usetime,
+                ..Lifetime::default()
+            },
         ));
     }
     if let Some(k) = &sa.encr_key {
         m.exts.push(Extension::Key(
             ExtKind::KeyEncrypt,
-            Key { bits: k.bits, reserved: sa.reserved_bits.unwrap_or(0), material: k.material.clone() },
+            Key {
+                bits: k.bits,
+                reserved: sa.reserved_bits.unwrap_or(0),
+                material: k.material.clone(),
+            },
         ));
     }
     if let Some(k) = &sa.auth_key {
-        m.exts.push(Extension::Key(ExtKind::KeyAuth, Key { bits: k.bits, reserved: 0, material: k.material.clone() }));
+        m.exts.push(Extension::Key(
+            ExtKind::KeyAuth,
+            Key {
+                bits: k.bits,
+                reserved: 0,
+                material: k.material.clone(),
+            },
+        ));
     }
-    for (kind, id) in [(ExtKind::IdentitySrc, &sa.srcid), (ExtKind::IdentityDst, &sa.dstid)] {
+    for (kind, id) in [
+        (ExtKind::IdentitySrc, &sa.srcid),
+        (ExtKind::IdentityDst, &sa.dstid),
+    ] {
         if let Some((t, v)) = id {
-            m.exts.push(Extension::Identity(kind, Identity { id_type: *t, id: 0, text: v.as_bytes().to_vec() }));
+            m.exts.push(Extension::Identity(
+                kind,
+                Identity {
+                    id_type: *t,
+                    id: 0,
+                    text: v.as_bytes().to_vec(),
+                },
+            ));
         }
     }
     let proto = sa.proto.unwrap_or(0);
-    m.exts.push(addr(ExtKind::AddressDst, d, sa.dport.unwrap_or(0), proto));
+    m.exts
+        .push(addr(ExtKind::AddressDst, d, sa.dport.unwrap_or(0), proto));
     // NAT-T: port-only extensions use an AF_INET sockaddr (2.2).
     if sa.nat_rem.is_some() || sa.nat_rport.is_some() {
         let ip = sa.nat_rem.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -154,11 +211,14 @@ fn add_like(cmd: &Command, d: IpAddr, pid: u32, seq: u32) -> Message {
         ));
     }
     let src = source_for(cmd, d).unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-    m.exts.push(addr(ExtKind::AddressSrc, src, sa.sport.unwrap_or(0), proto));
+    m.exts
+        .push(addr(ExtKind::AddressSrc, src, sa.sport.unwrap_or(0), proto));
     if sa.tunnel() {
         let ip = sa.iproto.unwrap_or(0);
-        m.exts.push(inner(ExtKind::AddressInnerSrc, sa.isrc, sa.isport, ip));
-        m.exts.push(inner(ExtKind::AddressInnerDst, sa.idst, sa.idport, ip));
+        m.exts
+            .push(inner(ExtKind::AddressInnerSrc, sa.isrc, sa.isport, ip));
+        m.exts
+            .push(inner(ExtKind::AddressInnerDst, sa.idst, sa.idport, ip));
     }
     if let Some(v) = sa.replay_value {
         m.exts.push(Extension::ReplayValue { r32: v, r64: 0 });
@@ -176,12 +236,18 @@ fn lookup(cmd: &Command, d: IpAddr, pid: u32, seq: u32) -> Message {
     if sa.outbound {
         fl |= flags::X_OUTBOUND;
     }
-    m.exts.push(Extension::Sa(SaExt { spi: sa.spi.unwrap_or(0), flags: fl, ..SaExt::default() }));
+    m.exts.push(Extension::Sa(SaExt {
+        spi: sa.spi.unwrap_or(0),
+        flags: fl,
+        ..SaExt::default()
+    }));
     let proto = sa.proto.unwrap_or(0);
     if sa.src.is_some() || sa.sport.is_some() {
         let s = source_for(cmd, d).unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-        m.exts.push(addr(ExtKind::AddressSrc, s, sa.sport.unwrap_or(0), proto));
+        m.exts
+            .push(addr(ExtKind::AddressSrc, s, sa.sport.unwrap_or(0), proto));
     }
-    m.exts.push(addr(ExtKind::AddressDst, d, sa.dport.unwrap_or(0), proto));
+    m.exts
+        .push(addr(ExtKind::AddressDst, d, sa.dport.unwrap_or(0), proto));
     m
 }

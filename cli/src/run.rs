@@ -112,7 +112,9 @@ impl<'a> Session<'a> {
             let now = (self.clock)();
             let _ = write!(self.out, "{}", print::verbose_block(msg, self.print, now));
         }
-        let bytes = msg.emit(Dialect::Illumos).map_err(|e| Bail::Encode(e.to_string()))?;
+        let bytes = msg
+            .emit(Dialect::Illumos)
+            .map_err(|e| Bail::Encode(e.to_string()))?;
         self.t.send(&bytes).map_err(Bail::Io)
     }
 
@@ -120,8 +122,12 @@ impl<'a> Session<'a> {
     /// such as broadcasts of other sockets' work, are skipped).
     fn reply_to(&mut self, msg: &Message) -> Result<Message, Bail> {
         loop {
-            let Some(b) = self.t.recv(Some(REPLY_TIMEOUT)).map_err(Bail::Io)? else { return Err(Bail::Timeout) };
-            let Ok(m) = Message::parse(&b, Dialect::Illumos) else { continue };
+            let Some(b) = self.t.recv(Some(REPLY_TIMEOUT)).map_err(Bail::Io)? else {
+                return Err(Bail::Timeout);
+            };
+            let Ok(m) = Message::parse(&b, Dialect::Illumos) else {
+                continue;
+            };
             if m.seq == msg.seq && m.pid == msg.pid {
                 return Ok(m);
             }
@@ -149,7 +155,10 @@ impl<'a> Session<'a> {
             CmdKind::Quit => Outcome::Quit,
             CmdKind::Load => match self.mode {
                 Mode::CommandLine => {
-                    self.report(line, &["load is not available from the command line; use -f FILE.".into()]);
+                    self.report(
+                        line,
+                        &["load is not available from the command line; use -f FILE.".into()],
+                    );
                     Outcome::Failed
                 }
                 _ => Outcome::Load(cmd.arg.clone().unwrap_or_default()),
@@ -163,7 +172,9 @@ impl<'a> Session<'a> {
                 let _ = write!(self.out, "{text}");
                 Outcome::Done(0)
             }
-            CmdKind::Dump | CmdKind::Save | CmdKind::Monitor | CmdKind::PassiveMonitor if in_file => {
+            CmdKind::Dump | CmdKind::Save | CmdKind::Monitor | CmdKind::PassiveMonitor
+                if in_file =>
+            {
                 let what = match cmd.kind {
                     CmdKind::Dump => "Dump",
                     CmdKind::Save => "Save",
@@ -172,7 +183,9 @@ impl<'a> Session<'a> {
                 self.report(line, &[format!("{what} not appropriate in config file.")]);
                 Outcome::Failed
             }
-            CmdKind::Add | CmdKind::Update | CmdKind::UpdatePair if self.mode == Mode::CommandLine => {
+            CmdKind::Add | CmdKind::Update | CmdKind::UpdatePair
+                if self.mode == Mode::CommandLine =>
+            {
                 let _ = writeln!(
                     self.err,
                     "ipseckey: can't do ADD or UPDATE from the command line: the keys would be visible to other \
@@ -180,11 +193,17 @@ impl<'a> Session<'a> {
                 );
                 Outcome::Failed
             }
-            _ if self.mode == Mode::Check => Outcome::Done(if cmd.kind == CmdKind::Flush { 1 } else { cmd.sa.dst.as_ref().map_or(0, |d| d.len()) }),
+            _ if self.mode == Mode::Check => Outcome::Done(if cmd.kind == CmdKind::Flush {
+                1
+            } else {
+                cmd.sa.dst.as_ref().map_or(0, |d| d.len())
+            }),
             CmdKind::Flush => self.flush(cmd),
             CmdKind::Dump => self.dump(cmd, false),
             CmdKind::Save => self.dump(cmd, true),
-            CmdKind::Monitor | CmdKind::PassiveMonitor => self.monitor(cmd.kind == CmdKind::Monitor),
+            CmdKind::Monitor | CmdKind::PassiveMonitor => {
+                self.monitor(cmd.kind == CmdKind::Monitor)
+            }
             _ => self.sa_command(cmd, line),
         }
     }
@@ -237,29 +256,50 @@ impl<'a> Session<'a> {
             } else if reply.reserved != 0 {
                 // The kernel did the request but says something about it
                 // (pairing refused with errno 0, 5.5): say so.
-                let _ = writeln!(self.err, "WARNING: {}: Diagnostic code {}: {}.", cmd.kind.word(), diag.code(), diag.text());
+                let _ = writeln!(
+                    self.err,
+                    "WARNING: {}: Diagnostic code {}: {}.",
+                    cmd.kind.word(),
+                    diag.code(),
+                    diag.text()
+                );
             }
             return Ok(());
         }
         let spi = cmd.sa.spi.unwrap_or(0);
         let ty = satype_word(cmd.satype);
         match errno {
-            Some(Errno::Eexist) if matches!(cmd.kind, CmdKind::Add | CmdKind::Update) => Err(Some(format!(
-                "Association (type = {ty}) with spi 0x{spi:x} and addr\n{dst} already exists."
-            ))),
-            Some(Errno::Esrch) if matches!(cmd.kind, CmdKind::Get | CmdKind::Delete) && diag == Diagnostic::SaNotfound => {
-                Err(Some(format!("Association (type = {ty}) with spi 0x{spi:x} and addr\n{dst} does not exist.")))
+            Some(Errno::Eexist) if matches!(cmd.kind, CmdKind::Add | CmdKind::Update) => {
+                Err(Some(format!(
+                    "Association (type = {ty}) with spi 0x{spi:x} and addr\n{dst} already exists."
+                )))
+            }
+            Some(Errno::Esrch)
+                if matches!(cmd.kind, CmdKind::Get | CmdKind::Delete)
+                    && diag == Diagnostic::SaNotfound =>
+            {
+                Err(Some(format!(
+                    "Association (type = {ty}) with spi 0x{spi:x} and addr\n{dst} does not exist."
+                )))
             }
             Some(Errno::Einval) | Some(Errno::Esrch) | Some(Errno::Eexist) => Err(Some(format!(
                 "One of the entered values is incorrect: Diagnostic code {}: {}{}.",
                 diag.code(),
                 diag.text(),
-                blame(diag, cmd, dst).map(|b| format!(" ({b})")).unwrap_or_default()
+                blame(diag, cmd, dst)
+                    .map(|b| format!(" ({b})"))
+                    .unwrap_or_default()
             ))),
             other => {
                 let text = other.map(|e| e.illumos_text()).unwrap_or("Unknown error");
-                let extra = if reply.reserved != 0 { format!(" (Diagnostic code {}: {})", diag.code(), diag.text()) } else { String::new() };
-                Err(Some(format!("ipseckey: return message (in doaddresses): {text}{extra}")))
+                let extra = if reply.reserved != 0 {
+                    format!(" (Diagnostic code {}: {})", diag.code(), diag.text())
+                } else {
+                    String::new()
+                };
+                Err(Some(format!(
+                    "ipseckey: return message (in doaddresses): {text}{extra}"
+                )))
             }
         }
     }
@@ -312,14 +352,18 @@ impl<'a> Session<'a> {
                 Ok(None) => return self.bail("dump", Bail::Timeout),
                 Err(e) => return self.bail("dump", Bail::Io(e)),
             };
-            let Ok(m) = Message::parse(&b, Dialect::Illumos) else { continue };
+            let Ok(m) = Message::parse(&b, Dialect::Illumos) else {
+                continue;
+            };
             if m.msg_type != MsgType::Dump || m.pid != self.pid || (m.seq != seq && m.seq != 0) {
                 continue;
             }
             if m.seq == 0 {
                 if m.errno != 0 {
                     let d = Diagnostic::from_code(m.reserved);
-                    let e = Errno::from_number(m.errno, Dialect::Illumos).map(|e| e.illumos_text()).unwrap_or("Unknown error");
+                    let e = Errno::from_number(m.errno, Dialect::Illumos)
+                        .map(|e| e.illumos_text())
+                        .unwrap_or("Unknown error");
                     let _ = writeln!(self.err, "  Diagnostic code {}:  {}.", d.code(), d.text());
                     let _ = writeln!(self.err, "ipseckey: Dump failed: {e}");
                     return Outcome::Failed;
@@ -353,7 +397,11 @@ impl<'a> Session<'a> {
         // With --json the banner goes to stderr so stdout stays JSON Lines.
         let json = self.json;
         let banner = |s: &mut Self, text: &str| {
-            let _ = if json { write!(s.err, "{text}") } else { write!(s.out, "{text}") };
+            let _ = if json {
+                write!(s.err, "{text}")
+            } else {
+                write!(s.out, "{text}")
+            };
         };
         if active {
             let seq = self.next_seq();
@@ -374,7 +422,10 @@ impl<'a> Session<'a> {
                     let block = match Message::parse(&b, Dialect::Illumos) {
                         Ok(m) if self.json => crate::json::line(&m, !self.print.paranoid),
                         Ok(m) => print::monitor_block(&m, b.len(), self.print, now),
-                        Err(e) => format!("Read {} bytes.\nUndecodable PF_KEY message: {e}\n\n", b.len()),
+                        Err(e) => format!(
+                            "Read {} bytes.\nUndecodable PF_KEY message: {e}\n\n",
+                            b.len()
+                        ),
                     };
                     let _ = write!(self.out, "{block}");
                     let _ = self.out.flush();
@@ -395,20 +446,36 @@ fn blame(diag: Diagnostic, cmd: &Command, dst: IpAddr) -> Option<String> {
     let sa = &cmd.sa;
     let alg_a = || {
         sa.auth
-            .map(|a| AuthAlg::from_id(a, Dialect::Illumos).map(|x| x.name().to_string()).unwrap_or_else(|| a.to_string()))
+            .map(|a| {
+                AuthAlg::from_id(a, Dialect::Illumos)
+                    .map(|x| x.name().to_string())
+                    .unwrap_or_else(|| a.to_string())
+            })
             .unwrap_or_else(|| "none".into())
     };
     let alg_e = || {
         sa.encr
-            .map(|e| EncrAlg::from_id(e, Dialect::Illumos).map(|x| x.name().to_string()).unwrap_or_else(|| e.to_string()))
+            .map(|e| {
+                EncrAlg::from_id(e, Dialect::Illumos)
+                    .map(|x| x.name().to_string())
+                    .unwrap_or_else(|| e.to_string())
+            })
             .unwrap_or_else(|| "null".into())
     };
     let bits = |k: &Option<crate::parse::ParsedKey>| k.as_ref().map(|k| k.bits).unwrap_or(0);
-    let first = |v: &Option<Vec<IpAddr>>| v.as_ref().and_then(|a| a.first()).map(|a| a.to_string()).unwrap_or_default();
+    let first = |v: &Option<Vec<IpAddr>>| {
+        v.as_ref()
+            .and_then(|a| a.first())
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    };
     let lt = |f: &str| -> String {
         let (h, s) = (&sa.hard.lt, &sa.soft.lt);
         match f {
-            "alloc" => format!("soft_alloc {} > hard_alloc {}", s.allocations, h.allocations),
+            "alloc" => format!(
+                "soft_alloc {} > hard_alloc {}",
+                s.allocations, h.allocations
+            ),
             "bytes" => format!("soft_bytes {} > hard_bytes {}", s.bytes, h.bytes),
             "addtime" => format!("soft_addtime {} > hard_addtime {}", s.addtime, h.addtime),
             _ => format!("soft_usetime {} > hard_usetime {}", s.usetime, h.usetime),
@@ -421,14 +488,21 @@ fn blame(diag: Diagnostic, cmd: &Command, dst: IpAddr) -> Option<String> {
         D::BadEkeybits => format!("encrkey: {} bits for {}", bits(&sa.encr_key), alg_e()),
         D::WeakEkey | D::MalformedEkey | D::EkeyPresent | D::MissingEkey => "encrkey".into(),
         D::WeakAkey | D::MalformedAkey | D::AkeyPresent | D::MissingAkey => "authkey".into(),
-        D::BadSrc | D::BadSrcAf | D::MissingSrc | D::MalformedSrc => format!("src {}", first(&sa.src)),
+        D::BadSrc | D::BadSrcAf | D::MissingSrc | D::MalformedSrc => {
+            format!("src {}", first(&sa.src))
+        }
         D::BadDst | D::BadDstAf | D::MissingDst | D::MalformedDst => format!("dst {dst}"),
         D::AfMismatch => format!("src {} and dst {dst}", first(&sa.src)),
         D::AllocHserr => lt("alloc"),
         D::BytesHserr => lt("bytes"),
         D::AddtimeHserr => lt("addtime"),
         D::UsetimeHserr => lt("usetime"),
-        D::BadSastate => format!("state {}", sa.state.map(|s| s.to_string()).unwrap_or_else(|| "mature".into())),
+        D::BadSastate => format!(
+            "state {}",
+            sa.state
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "mature".into())
+        ),
         D::BadSaflags => "inbound/outbound/encap".into(),
         D::PairInappropriate | D::PairAlready | D::PairSaNotfound => match sa.pair_spi {
             Some(p) => format!("pair-spi 0x{p:x}"),
@@ -438,8 +512,12 @@ fn blame(diag: Diagnostic, cmd: &Command, dst: IpAddr) -> Option<String> {
         D::InvalidReplay => format!("replay_value {}", sa.replay_value.unwrap_or(0)),
         D::MalformedNattLoc | D::BadNattLocAf | D::MissingNattLoc => "nat_loc".into(),
         D::MalformedNattRem | D::BadNattRemAf | D::MissingNattRem => "nat_rem".into(),
-        D::MissingInnerSrc | D::MalformedInnerSrc | D::PrefixInnerSrc | D::BadInnerSrcAf => "isrc".into(),
-        D::MissingInnerDst | D::MalformedInnerDst | D::PrefixInnerDst | D::BadInnerDstAf => "idst".into(),
+        D::MissingInnerSrc | D::MalformedInnerSrc | D::PrefixInnerSrc | D::BadInnerSrcAf => {
+            "isrc".into()
+        }
+        D::MissingInnerDst | D::MalformedInnerDst | D::PrefixInnerDst | D::BadInnerDstAf => {
+            "idst".into()
+        }
         D::InnerAfMismatch => "isrc/idst and proto".into(),
         D::ProtoMismatch => format!("proto {}", sa.proto.unwrap_or(0)),
         D::InnerProtoMismatch => format!("iproto {}", sa.iproto.unwrap_or(0)),

@@ -27,7 +27,10 @@ pub struct SimSocket {
 
 impl SimSocket {
     pub fn connect(path: &Path) -> io::Result<SimSocket> {
-        Ok(SimSocket { client: Client::connect(path)?, path: path.to_path_buf() })
+        Ok(SimSocket {
+            client: Client::connect(path)?,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -56,7 +59,12 @@ impl InProcess {
     pub fn new(cfg: Config) -> InProcess {
         let mut ks = Keysock::new(cfg);
         let me = ks.open();
-        InProcess { ks, me, inbox: VecDeque::new(), clock: Box::new(sim::daemon::wall_clock) }
+        InProcess {
+            ks,
+            me,
+            inbox: VecDeque::new(),
+            clock: Box::new(sim::daemon::wall_clock),
+        }
     }
 
     /// Uses `clock` (epoch seconds) instead of the wall clock.
@@ -76,7 +84,8 @@ impl Transport for InProcess {
         // The ager runs before each request, so lifetimes expire as time passes.
         let mut out = self.ks.tick(now);
         out.extend(self.ks.write(self.me, msg, now));
-        self.inbox.extend(out.into_iter().filter(|o| o.to == self.me).map(|o| o.bytes));
+        self.inbox
+            .extend(out.into_iter().filter(|o| o.to == self.me).map(|o| o.bytes));
         Ok(())
     }
     fn recv(&mut self, _timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {

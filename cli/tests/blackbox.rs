@@ -13,8 +13,19 @@ fn ipseckey() -> Command {
 }
 
 fn run_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = ipseckey().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run ipseckey");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let mut child = ipseckey()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ipseckey");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     child.wait_with_output().expect("wait")
 }
 
@@ -25,7 +36,10 @@ fn text(b: &[u8]) -> String {
 struct Tmp(PathBuf);
 impl Tmp {
     fn new(tag: &str) -> Tmp {
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let p = std::env::temp_dir().join(format!("ipseckey-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&p).expect("tmp");
         Tmp(p)
@@ -33,7 +47,8 @@ impl Tmp {
     fn file(&self, name: &str, content: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, content).expect("write");
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
         p
     }
 }
@@ -51,13 +66,30 @@ fn embedded_session_add_get_dump_flush() {
     let o = run_stdin(&["--embedded", "-n", "--local", "10.0.0.1"], &input);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(out.contains("Base message (version 2) type GET, SA type ESP."), "{out}");
-    assert!(out.contains("SA: SADB_ASSOC spi=0x2112, replay window size=0, state=MATURE"), "{out}");
+    assert!(
+        out.contains("Base message (version 2) type GET, SA type ESP."),
+        "{out}"
+    );
+    assert!(
+        out.contains("SA: SADB_ASSOC spi=0x2112, replay window size=0, state=MATURE"),
+        "{out}"
+    );
     assert!(out.contains("SA: flags=0x8000 < X_OUTBOUND >"), "{out}");
-    assert!(out.contains("EKY: bf02928f7cef2938/64"), "the parity-corrected DES key: {out}");
+    assert!(
+        out.contains("EKY: bf02928f7cef2938/64"),
+        "the parity-corrected DES key: {out}"
+    );
     assert!(out.contains("SRC: AF_INET: port 0, 10.0.0.1."), "{out}");
-    assert_eq!(out.matches("Dump succeeded for SA type 0.").count(), 2, "{out}");
-    assert_eq!(out.matches("type DUMP, SA type ESP.").count(), 1, "one SA before the flush, none after: {out}");
+    assert_eq!(
+        out.matches("Dump succeeded for SA type 0.").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("type DUMP, SA type ESP.").count(),
+        1,
+        "one SA before the flush, none after: {out}"
+    );
 }
 
 #[test]
@@ -65,7 +97,10 @@ fn paranoid_mode_never_prints_keys() {
     let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\nsave esp -\n");
     let o = run_stdin(&["--embedded", "-n", "-p"], &input);
     let out = text(&o.stdout);
-    assert!(!out.contains("bde359723576fdea08e56cbe876e24ad") && !out.contains("bf02928f7cef2938"), "{out}");
+    assert!(
+        !out.contains("bde359723576fdea08e56cbe876e24ad") && !out.contains("bf02928f7cef2938"),
+        "{out}"
+    );
     assert!(out.contains("XX"), "{out}");
 }
 
@@ -78,14 +113,26 @@ fn kernel_refusals_are_reported_with_their_diagnostic() {
     let err = text(&o.stderr);
     assert!(err.contains("One of the entered values is incorrect: Diagnostic code 47: Weak encryption key (encrkey)."), "{err}");
     assert!(err.contains("One of the entered values is incorrect: Diagnostic code 44: Bad number of authentication bits (authkey: 16 bits for hmac-sha1)."), "{err}");
-    assert!(err.contains("Association (type = esp) with spi 0x4d and addr\n10.0.0.2 does not exist."), "{err}");
-    assert!(!err.contains("0101010101010101") && !err.contains("00112233"), "no keys in errors: {err}");
+    assert!(
+        err.contains("Association (type = esp) with spi 0x4d and addr\n10.0.0.2 does not exist."),
+        "{err}"
+    );
+    assert!(
+        !err.contains("0101010101010101") && !err.contains("00112233"),
+        "no keys in errors: {err}"
+    );
 }
 
 #[test]
 fn duplicate_add_says_already_exists() {
     let o = run_stdin(&["--embedded", "-n"], &format!("{ADD}{ADD}"));
-    assert!(text(&o.stderr).contains("Association (type = esp) with spi 0x2112 and addr\n10.0.0.2 already exists."), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(
+            "Association (type = esp) with spi 0x2112 and addr\n10.0.0.2 already exists."
+        ),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -95,17 +142,34 @@ fn file_mode_reports_every_error_with_its_line_and_a_summary() {
         "keys.conf",
         "# comment\nflush\nadd esp spi 1 dst 10.0.0.9 \\\n  frob 3 encr_alg aes encrkey 00112233445566778899aabbccddeeff\nget esp spi 1\nadd esp spi 0x10 dst 10.0.0.9 encr_alg aes encrkey 00112233445566778899aabbccddeeff\n",
     );
-    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&f).output().expect("run");
+    let o = ipseckey()
+        .args(["--embedded", "-n", "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("Parse error on line 3.\nUnknown extension field \"frob\".\nUnknown extension field \"3\"."), "{err}");
-    assert!(err.contains("Parse error on line 5.\nUnexpected end of command line, was expecting dst."), "{err}");
-    assert!(err.contains("ipseckey: 2 of 4 commands parsed were valid."), "{err}");
+    assert!(
+        err.contains("Parse error on line 5.\nUnexpected end of command line, was expecting dst."),
+        "{err}"
+    );
+    assert!(
+        err.contains("ipseckey: 2 of 4 commands parsed were valid."),
+        "{err}"
+    );
     // A clean file: silent, exit 0.
     let g = t.file("ok.conf", "flush\nadd esp spi 0x10 dst 10.0.0.9 encr_alg aes encrkey 00112233445566778899aabbccddeeff\n");
-    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&g).output().expect("run");
+    let o = ipseckey()
+        .args(["--embedded", "-n", "-f"])
+        .arg(&g)
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!((text(&o.stdout), text(&o.stderr)), (String::new(), String::new()));
+    assert_eq!(
+        (text(&o.stdout), text(&o.stderr)),
+        (String::new(), String::new())
+    );
 }
 
 #[test]
@@ -115,45 +179,96 @@ fn check_mode_sends_nothing_and_checks_syntax_only() {
     let o = ipseckey().args(["-n", "-c"]).arg(&f).output().expect("run");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains("Parse error on line 2.\nThe encryption key is not a hex string."), "{err}");
-    assert!(!err.contains("line 1"), "weak keys are the kernel's business, not -c's: {err}");
+    assert!(
+        err.contains("Parse error on line 2.\nThe encryption key is not a hex string."),
+        "{err}"
+    );
+    assert!(
+        !err.contains("line 1"),
+        "weak keys are the kernel's business, not -c's: {err}"
+    );
 }
 
 #[test]
 fn world_readable_key_files_are_warned_about() {
     let t = Tmp::new("w");
     let f = t.file("keys.conf", "flush\n");
-    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
-    let o = ipseckey().args(["--embedded", "-f"]).arg(&f).output().expect("run");
-    assert!(text(&o.stderr).contains("has insecure permissions"), "{}", text(&o.stderr));
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let o = ipseckey()
+        .args(["--embedded", "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(
+        text(&o.stderr).contains("has insecure permissions"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
 fn add_is_refused_on_the_command_line() {
-    let o = ipseckey().args(["--embedded", "add", "esp", "spi", "1", "dst", "10.0.0.1", "authalg", "md5", "authkey", "00112233445566778899aabbccddeeff"]).output().expect("run");
+    let o = ipseckey()
+        .args([
+            "--embedded",
+            "add",
+            "esp",
+            "spi",
+            "1",
+            "dst",
+            "10.0.0.1",
+            "authalg",
+            "md5",
+            "authkey",
+            "00112233445566778899aabbccddeeff",
+        ])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("can't do ADD or UPDATE from the command line"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("can't do ADD or UPDATE from the command line"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
 fn command_line_errors_exit_1() {
-    let o = ipseckey().args(["--embedded", "flush", "foo"]).output().expect("run");
+    let o = ipseckey()
+        .args(["--embedded", "flush", "foo"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o.stderr).trim(), "Unknown SA type (foo).");
-    let o = ipseckey().args(["--embedded", "get", "esp", "spi", "5"]).output().expect("run");
+    let o = ipseckey()
+        .args(["--embedded", "get", "esp", "spi", "5"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("was expecting dst"));
-    let o = ipseckey().args(["--embedded", "frob"]).output().expect("run");
+    let o = ipseckey()
+        .args(["--embedded", "frob"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("Unknown command (frob)."));
 }
 
 #[test]
 fn no_daemon_is_one_clear_line() {
-    let o = ipseckey().args(["--socket", "/nonexistent/ipsec-sim.sock", "dump"]).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", "/nonexistent/ipsec-sim.sock", "dump"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
-    assert!(err.starts_with("ipseckey: cannot reach the simulated kernel at /nonexistent/ipsec-sim.sock"), "{err}");
+    assert!(
+        err.starts_with(
+            "ipseckey: cannot reach the simulated kernel at /nonexistent/ipsec-sim.sock"
+        ),
+        "{err}"
+    );
     assert!(err.contains("sadbd"), "says how to start one: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
@@ -174,7 +289,13 @@ fn sadbd() -> Option<Daemon> {
     }
     let t = Tmp::new("d");
     let sock = t.0.join("pfkey.sock");
-    let child = Command::new(exe).arg("--socket").arg(&sock).args(["--local", "10.0.0.1"]).stderr(Stdio::null()).spawn().expect("sadbd");
+    let child = Command::new(exe)
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--local", "10.0.0.1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sadbd");
     let start = Instant::now();
     while !sock.exists() {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -189,26 +310,66 @@ fn the_daemon_keeps_sas_between_invocations() {
     let sock = d.2.to_str().expect("utf-8 path");
     let t = Tmp::new("k");
     let f = t.file("keys.conf", ADD);
-    let o = ipseckey().args(["--socket", sock, "-n", "-f"]).arg(&f).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", sock, "-n", "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    let o = ipseckey()
+        .args([
+            "--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2",
+        ])
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("spi=0x2112"));
     // save, flush, reload the saved file, and the SA is back.
     let saved = t.0.join("saved.conf");
-    let o = ipseckey().args(["--socket", sock, "-s"]).arg(&saved).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", sock, "-s"])
+        .arg(&saved)
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let mode = std::fs::metadata(&saved).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0);
+    let mode = std::fs::metadata(&saved)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0);
     assert_eq!(mode, 0o600, "saved keys are private");
-    assert!(ipseckey().args(["--socket", sock, "flush"]).status().expect("run").success());
-    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    assert!(ipseckey()
+        .args(["--socket", sock, "flush"])
+        .status()
+        .expect("run")
+        .success());
+    let o = ipseckey()
+        .args([
+            "--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2",
+        ])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1));
     let before = std::fs::read_to_string(&saved).expect("saved file");
-    let o = ipseckey().args(["--socket", sock, "-f"]).arg(&saved).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", sock, "-f"])
+        .arg(&saved)
+        .output()
+        .expect("run");
     assert!(o.status.success(), "reloading a save: {}", text(&o.stderr));
-    let again = ipseckey().args(["--socket", sock, "-s", "-"]).output().expect("run");
-    assert_eq!(text(&again.stdout), before, "save -> flush -> load -> save gives the same SADB");
-    let o = ipseckey().args(["--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2"]).output().expect("run");
+    let again = ipseckey()
+        .args(["--socket", sock, "-s", "-"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        text(&again.stdout),
+        before,
+        "save -> flush -> load -> save gives the same SADB"
+    );
+    let o = ipseckey()
+        .args([
+            "--socket", sock, "-n", "get", "esp", "spi", "0x2112", "dst", "10.0.0.2",
+        ])
+        .output()
+        .expect("run");
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("EKY: bf02928f7cef2938/64"));
 }
@@ -217,20 +378,42 @@ fn the_daemon_keeps_sas_between_invocations() {
 fn monitor_sees_other_clients_changes() {
     let Some(d) = sadbd() else { return };
     let sock = d.2.to_str().expect("utf-8 path").to_string();
-    let mut mon = ipseckey().args(["--socket", &sock, "-n", "monitor"]).stdout(Stdio::piped()).spawn().expect("monitor");
+    let mut mon = ipseckey()
+        .args(["--socket", &sock, "-n", "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("monitor");
     std::thread::sleep(Duration::from_millis(300));
     let t = Tmp::new("m");
     let f = t.file("add.conf", ADD);
-    assert!(ipseckey().args(["--socket", &sock, "-f"]).arg(&f).status().expect("add").success());
-    assert!(ipseckey().args(["--socket", &sock, "flush", "esp"]).status().expect("flush").success());
+    assert!(ipseckey()
+        .args(["--socket", &sock, "-f"])
+        .arg(&f)
+        .status()
+        .expect("add")
+        .success());
+    assert!(ipseckey()
+        .args(["--socket", &sock, "flush", "esp"])
+        .status()
+        .expect("flush")
+        .success());
     std::thread::sleep(Duration::from_millis(300));
     let _ = mon.kill();
     let out = mon.wait_with_output().expect("wait");
     let s = text(&out.stdout);
-    assert!(s.starts_with("Actively monitoring the PF_KEY socket."), "{s}");
-    assert!(s.contains("type ADD, SA type ESP."), "the other client's ADD: {s}");
+    assert!(
+        s.starts_with("Actively monitoring the PF_KEY socket."),
+        "{s}"
+    );
+    assert!(
+        s.contains("type ADD, SA type ESP."),
+        "the other client's ADD: {s}"
+    );
     assert!(s.contains("SA: SADB_ASSOC spi=0x2112"), "{s}");
-    assert!(!s.contains("bde359723576fdea08e56cbe876e24ad"), "ADD broadcasts carry no keys: {s}");
+    assert!(
+        !s.contains("bde359723576fdea08e56cbe876e24ad"),
+        "ADD broadcasts carry no keys: {s}"
+    );
     assert!(s.contains("type FLUSH, SA type ESP."), "{s}");
     assert!(s.contains("Timestamp: "), "{s}");
 }
@@ -251,12 +434,23 @@ fn ten_thousand_sas_load_and_dump() {
         ));
     }
     let f = t.file("big.conf", &conf);
-    let o = ipseckey().args(["--socket", sock, "-f"]).arg(&f).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", sock, "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let o = ipseckey().args(["--socket", sock, "-n", "dump", "esp"]).output().expect("run");
+    let o = ipseckey()
+        .args(["--socket", sock, "-n", "dump", "esp"])
+        .output()
+        .expect("run");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert_eq!(out.matches("Base message (version 2) type DUMP, SA type ESP.").count(), 10_000);
+    assert_eq!(
+        out.matches("Base message (version 2) type DUMP, SA type ESP.")
+            .count(),
+        10_000
+    );
     assert!(out.ends_with("Dump succeeded for SA type 3.\n"));
 }
 
@@ -264,7 +458,13 @@ fn ten_thousand_sas_load_and_dump() {
 /// prompt, tab completion, and a history that never recalls key lines.
 #[test]
 fn interactive_prompt_on_a_terminal() {
-    if Command::new("python3").arg("-c").arg("import pty").status().map(|s| !s.success()).unwrap_or(true) {
+    if Command::new("python3")
+        .arg("-c")
+        .arg("import pty")
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
         eprintln!("\n!!!!!!!! SKIPPED: python3 with the pty module is needed to drive a terminal !!!!!!!!\n");
         return;
     }
@@ -310,18 +510,30 @@ os.write(fd, b"quit\r")
 _, status = os.waitpid(pid, 0)
 sys.exit(0 if os.WEXITSTATUS(status) == 0 else "exit status %d" % os.WEXITSTATUS(status))
 "#;
-    let o = Command::new("python3").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_ipseckey")).output().expect("python3");
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_ipseckey"))
+        .output()
+        .expect("python3");
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
 }
 
 #[test]
 fn json_output_for_get_dump_and_monitor() {
     let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\ndump esp\n");
-    let o = run_stdin(&["--embedded", "-n", "--json", "--local", "10.0.0.1"], &input);
+    let o = run_stdin(
+        &["--embedded", "-n", "--json", "--local", "10.0.0.1"],
+        &input,
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "one object for the GET, one per dumped SA: {out}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "one object for the GET, one per dumped SA: {out}"
+    );
     for l in &lines {
         let v: serde_json::Value = serde_json::from_str(l).expect("valid JSON");
         assert_eq!(v["sa"]["spi"], "0x2112");
@@ -331,11 +543,17 @@ fn json_output_for_get_dump_and_monitor() {
         assert_eq!(v["encr_key"]["hex"], "bf02928f7cef2938");
         assert_eq!(v["lifetime"]["hard"]["addtime"], 28800);
     }
-    assert_eq!(serde_json::from_str::<serde_json::Value>(lines[0]).expect("json")["type"], "GET");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(lines[0]).expect("json")["type"],
+        "GET"
+    );
     // -p: keys are left out of JSON entirely.
     let o = run_stdin(&["--embedded", "-n", "--json", "-p"], &input);
     let out = text(&o.stdout);
-    assert!(!out.contains("bf02928f7cef2938") && !out.contains("\"hex\""), "{out}");
+    assert!(
+        !out.contains("bf02928f7cef2938") && !out.contains("\"hex\""),
+        "{out}"
+    );
 }
 
 /// A destination name acts on every address it has; `dst6` on the IPv6
@@ -343,7 +561,10 @@ fn json_output_for_get_dump_and_monitor() {
 #[test]
 fn names_act_on_every_address() {
     use std::net::ToSocketAddrs;
-    let mut addrs: Vec<std::net::IpAddr> = ("localhost", 0).to_socket_addrs().map(|i| i.map(|s| s.ip()).collect()).unwrap_or_default();
+    let mut addrs: Vec<std::net::IpAddr> = ("localhost", 0)
+        .to_socket_addrs()
+        .map(|i| i.map(|s| s.ip()).collect())
+        .unwrap_or_default();
     addrs.sort();
     addrs.dedup();
     if addrs.is_empty() {
@@ -354,15 +575,28 @@ fn names_act_on_every_address() {
     let input = "add esp spi 0x77 dst localhost encr_alg aes encrkey 00112233445566778899aabbccddeeff\ndump esp\n";
     let o = run_stdin(&["--embedded", "--json"], input);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout).lines().count(), addrs.len(), "one SA per address of localhost: {}", text(&o.stdout));
+    assert_eq!(
+        text(&o.stdout).lines().count(),
+        addrs.len(),
+        "one SA per address of localhost: {}",
+        text(&o.stdout)
+    );
     if v6 > 0 {
         let input = "add esp spi 0x78 dst6 localhost encr_alg aes encrkey 00112233445566778899aabbccddeeff\ndump esp\n";
         let o = run_stdin(&["--embedded", "--json"], input);
-        assert_eq!(text(&o.stdout).lines().count(), v6, "dst6: IPv6 addresses only");
+        assert_eq!(
+            text(&o.stdout).lines().count(),
+            v6,
+            "dst6: IPv6 addresses only"
+        );
     }
     // -n refuses names.
     let o = run_stdin(&["--embedded", "-n"], input);
-    assert!(text(&o.stderr).contains("Unknown dst address \"localhost\"."), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("Unknown dst address \"localhost\"."),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// A file that loads itself stops at a nesting limit instead of
@@ -372,11 +606,27 @@ fn a_load_loop_is_an_error_not_a_crash() {
     let t = Tmp::new("loop");
     let f = t.0.join("self.conf");
     std::fs::write(&f, format!("load {}\n", f.display())).expect("write");
-    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
-    let o = ipseckey().args(["--embedded", "-n", "-f"]).arg(&f).output().expect("run");
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let o = ipseckey()
+        .args(["--embedded", "-n", "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("files nested more than 8 deep"), "{}", text(&o.stderr));
-    let o = run_stdin(&["--embedded", "-n"], &format!("load {}\nflush\n", f.display()));
-    assert!(o.status.success(), "the session goes on: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("files nested more than 8 deep"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run_stdin(
+        &["--embedded", "-n"],
+        &format!("load {}\nflush\n", f.display()),
+    );
+    assert!(
+        o.status.success(),
+        "the session goes on: {}",
+        text(&o.stderr)
+    );
     assert!(text(&o.stderr).contains("files nested more than 8 deep"));
 }

@@ -15,7 +15,10 @@ fn labs() -> Vec<PathBuf> {
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let d = std::env::temp_dir().join(format!("lab-{tag}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
@@ -39,7 +42,12 @@ fn every_lab_passes_its_own_checks() {
 /// Lab 1's capture decrypts in Wireshark with the esp_sa file it wrote.
 #[test]
 fn lab1_capture_decrypts_in_tshark() {
-    if Command::new("tshark").arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("tshark")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         let msg = "SKIPPED: tshark not installed";
         if std::env::var_os("IPSEC_REQUIRE_ORACLES").is_some() {
             panic!("{msg}");
@@ -50,17 +58,33 @@ fn lab1_capture_decrypts_in_tshark() {
     let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs/01-esp-transport/lab.txt");
     let dir = tmpdir("tshark");
     let script = std::fs::read_to_string(&lab).expect("lab");
-    let report = sim::lab::run(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, false).map_err(|(_, e)| e).expect("lab 1 runs");
+    let report = sim::lab::run(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, false)
+        .map_err(|(_, e)| e)
+        .expect("lab 1 runs");
     assert!(report.contains("lab1.pcap"), "{report}");
     let conf = dir.join("wireshark");
     std::fs::create_dir_all(&conf).expect("conf dir");
     std::fs::copy(dir.join("lab1.pcap.esp_sa"), conf.join("esp_sa")).expect("esp_sa");
     let o = Command::new("tshark")
         .env("WIRESHARK_CONFIG_DIR", &conf)
-        .args(["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"])
+        .args([
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+        ])
         .arg("-r")
         .arg(dir.join("lab1.pcap"))
-        .args(["-T", "fields", "-e", "esp.spi", "-e", "esp.icv_good", "-e", "icmp.type"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.icv_good",
+            "-e",
+            "icmp.type",
+        ])
         .output()
         .expect("tshark");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -69,7 +93,10 @@ fn lab1_capture_decrypts_in_tshark() {
     for l in esp {
         let f: Vec<&str> = l.split('\t').collect();
         assert_eq!(f.get(1), Some(&"1"), "ICV good: {l}");
-        assert!(matches!(f.get(2), Some(&"8") | Some(&"0")), "decrypted ICMP echo: {l}");
+        assert!(
+            matches!(f.get(2), Some(&"8") | Some(&"0")),
+            "decrypted ICMP echo: {l}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,11 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use chrono::{Local, TimeZone};
 use ipseckey::print::{
-    dump_succeeded, format_date, human_bytes, human_secs, message_block, monitor_block, save_header, save_record,
-    verbose_block, PrintOpts,
+    dump_succeeded, format_date, human_bytes, human_secs, message_block, monitor_block,
+    save_header, save_record, verbose_block, PrintOpts,
 };
 use sadb::pfkey::{
-    flags, Address, AlgDesc, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType, SaExt, SpiRange,
+    flags, Address, AlgDesc, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message,
+    MsgType, SaExt, SpiRange,
 };
 use sadb::{Config, Jitter, KeyMaterial, Sadb};
 
@@ -22,8 +23,16 @@ const ADDED: u64 = 1_764_340_920;
 const ESP: u8 = 3;
 const AH: u8 = 2;
 
-const N: PrintOpts = PrintOpts { numeric: true, paranoid: false, verbose: false };
-const PLAIN: PrintOpts = PrintOpts { numeric: false, paranoid: false, verbose: false };
+const N: PrintOpts = PrintOpts {
+    numeric: true,
+    paranoid: false,
+    verbose: false,
+};
+const PLAIN: PrintOpts = PrintOpts {
+    numeric: false,
+    paranoid: false,
+    verbose: false,
+};
 
 // ---------------------------------------------------------------------------
 // Builders
@@ -37,7 +46,11 @@ fn v6(s: &str) -> IpAddr {
 }
 
 fn mapped(s: &str) -> IpAddr {
-    IpAddr::V6(s.parse::<Ipv4Addr>().expect("test address").to_ipv6_mapped())
+    IpAddr::V6(
+        s.parse::<Ipv4Addr>()
+            .expect("test address")
+            .to_ipv6_mapped(),
+    )
 }
 
 fn addr(kind: ExtKind, ip: IpAddr, port: u16, proto: u8) -> Extension {
@@ -51,16 +64,38 @@ fn prefixed(kind: ExtKind, ip: IpAddr, prefix_len: u8, port: u16, proto: u8) -> 
 }
 
 fn sa(spi: u32, state: u8, auth: u8, encrypt: u8, flags: u64) -> Extension {
-    Extension::Sa(SaExt { spi, replay: 0, state, auth, encrypt, flags })
+    Extension::Sa(SaExt {
+        spi,
+        replay: 0,
+        state,
+        auth,
+        encrypt,
+        flags,
+    })
 }
 
 fn key(kind: ExtKind, bits: u16, reserved: u16, hex_key: &str) -> Extension {
     let material = KeyMaterial::new(hex::decode(hex_key).expect("test key"));
-    Extension::Key(kind, Key { bits, reserved, material })
+    Extension::Key(
+        kind,
+        Key {
+            bits,
+            reserved,
+            material,
+        },
+    )
 }
 
 fn lifetime(kind: ExtKind, allocations: u32, bytes: u64, addtime: u64, usetime: u64) -> Extension {
-    Extension::Lifetime(kind, Lifetime { allocations, bytes, addtime, usetime })
+    Extension::Lifetime(
+        kind,
+        Lifetime {
+            allocations,
+            bytes,
+            addtime,
+            usetime,
+        },
+    )
 }
 
 fn msg(msg_type: MsgType, satype: u8, exts: Vec<Extension>) -> Message {
@@ -79,9 +114,18 @@ fn assert_text(actual: &str, expected: &str) {
     let a: Vec<&str> = actual.split('\n').collect();
     let e: Vec<&str> = expected.split('\n').collect();
     for (i, (x, y)) in a.iter().zip(e.iter()).enumerate() {
-        assert_eq!(x, y, "line {} differs\n--- actual ---\n{actual}\n--- expected ---\n{expected}", i + 1);
+        assert_eq!(
+            x,
+            y,
+            "line {} differs\n--- actual ---\n{actual}\n--- expected ---\n{expected}",
+            i + 1
+        );
     }
-    assert_eq!(a.len(), e.len(), "line counts differ\n--- actual ---\n{actual}\n--- expected ---\n{expected}");
+    assert_eq!(
+        a.len(),
+        e.len(),
+        "line counts differ\n--- actual ---\n{actual}\n--- expected ---\n{expected}"
+    );
 }
 
 /// The lines of `text` that start with `prefix`.
@@ -160,7 +204,11 @@ HLT: Time of expiration: {hard_at}.
 fn get_with_n_prints_the_composed_example_of_3_3() {
     let m = get_reply_3_3();
     let bytes = m.emit(Dialect::Illumos).expect("encodable");
-    assert_eq!(bytes.len(), 216, "the reply of 3.3 is 216 bytes on the wire");
+    assert_eq!(
+        bytes.len(),
+        216,
+        "the reply of 3.3 is 216 bytes on the wire"
+    );
     // Print what a PF_KEY socket would read.
     let read = Message::parse(&bytes, Dialect::Illumos).expect("decodable");
     let out = message_block(&read, N, ADDED + 190);
@@ -192,9 +240,25 @@ fn get_reply_of_the_simulated_kernel_prints_as_3_3() {
         ],
     );
     let reply = db.handle(&add, ADDED).reply().cloned().expect("ADD reply");
-    assert_eq!(reply.errno, 0, "ADD refused:\n{}", message_block(&reply, N, ADDED));
-    let get = msg(MsgType::Get, ESP, vec![sa(0x2112, 0, 0, 0, 0), addr(ExtKind::AddressDst, mapped("10.0.0.2"), 0, 0)]);
-    let reply = db.handle(&get, ADDED + 190).reply().cloned().expect("GET reply");
+    assert_eq!(
+        reply.errno,
+        0,
+        "ADD refused:\n{}",
+        message_block(&reply, N, ADDED)
+    );
+    let get = msg(
+        MsgType::Get,
+        ESP,
+        vec![
+            sa(0x2112, 0, 0, 0, 0),
+            addr(ExtKind::AddressDst, mapped("10.0.0.2"), 0, 0),
+        ],
+    );
+    let reply = db
+        .handle(&get, ADDED + 190)
+        .reply()
+        .cloned()
+        .expect("GET reply");
     let bytes = reply.emit(Dialect::Illumos).expect("encodable");
     let read = Message::parse(&bytes, Dialect::Illumos).expect("decodable");
     // Without jitter the soft add lifetime is the requested 24000.
@@ -237,7 +301,9 @@ fn without_n_addresses_carry_protocol_names_and_suffixes() {
     );
     // -n drops both the names and the suffixes.
     let numeric = message_block(&m, N, ADDED);
-    assert!(numeric.contains("DST: Destination address (proto=17)\nDST: AF_INET: port 500, 0.0.0.0.\n"));
+    assert!(
+        numeric.contains("DST: Destination address (proto=17)\nDST: AF_INET: port 500, 0.0.0.0.\n")
+    );
     assert!(!numeric.contains('<'), "{numeric}");
 }
 
@@ -254,8 +320,14 @@ fn ipv6_addresses_print_as_inet_ntop_does() {
     ] {
         let m = msg(MsgType::Get, ESP, vec![addr(ExtKind::AddressDst, ip, 0, 0)]);
         let out = message_block(&m, N, ADDED);
-        assert!(out.contains(&format!("DST: AF_INET6: port 0, {text}.\n")), "{ip}: {out}");
-        assert!(out.contains("Message length 56 bytes"), "8 + 32-byte sockaddr_in6: {out}");
+        assert!(
+            out.contains(&format!("DST: AF_INET6: port 0, {text}.\n")),
+            "{ip}: {out}"
+        );
+        assert!(
+            out.contains("Message length 56 bytes"),
+            "8 + 32-byte sockaddr_in6: {out}"
+        );
     }
 }
 
@@ -290,19 +362,41 @@ fn flags_print_in_illumos_order_and_none_as_empty_brackets() {
     // KM bits have no name: only the hex value shows them.
     let km = flags::X_KM1 | flags::X_KM4 | flags::X_INBOUND;
     let out = message_block(&msg(MsgType::Get, ESP, vec![sa(1, 1, 0, 0, km)]), N, ADDED);
-    assert_eq!(lines_with(&out, "SA: flags="), ["SA: flags=0x2404000 < X_INBOUND >"]);
+    assert_eq!(
+        lines_with(&out, "SA: flags="),
+        ["SA: flags=0x2404000 < X_INBOUND >"]
+    );
 }
 
 #[test]
 fn sa_line_states_and_algorithm_lines() {
-    let states = ["LARVAL", "MATURE", "DYING", "DEAD", "ACTIVE_ELSEWHERE", "IDLE", "<unknown 6>", "<unknown 255>"];
+    let states = [
+        "LARVAL",
+        "MATURE",
+        "DYING",
+        "DEAD",
+        "ACTIVE_ELSEWHERE",
+        "IDLE",
+        "<unknown 6>",
+        "<unknown 255>",
+    ];
     for (n, name) in [0u8, 1, 2, 3, 4, 5, 6, 255].into_iter().zip(states) {
-        let m =
-            msg(MsgType::Get, AH, vec![Extension::Sa(SaExt { spi: 0xdead, replay: 32, state: n, ..SaExt::default() })]);
+        let m = msg(
+            MsgType::Get,
+            AH,
+            vec![Extension::Sa(SaExt {
+                spi: 0xdead,
+                replay: 32,
+                state: n,
+                ..SaExt::default()
+            })],
+        );
         let out = message_block(&m, N, ADDED);
         assert_eq!(
             lines_with(&out, "SA: SADB_ASSOC"),
-            [format!("SA: SADB_ASSOC spi=0xdead, replay window size=32, state={name}")]
+            [format!(
+                "SA: SADB_ASSOC spi=0xdead, replay window size=32, state={name}"
+            )]
         );
         // Algorithms 0 print no line at all.
         assert!(!out.contains("algorithm ="), "{out}");
@@ -310,19 +404,32 @@ fn sa_line_states_and_algorithm_lines() {
     // ESP without encr_alg shows null (11); known names are the first names.
     let m = msg(MsgType::Get, ESP, vec![sa(1, 1, 3, 11, 0)]);
     let out = message_block(&m, N, ADDED);
-    assert!(out.contains("SA: Authentication algorithm = hmac-sha1\nSA: Encryption algorithm = null\n"), "{out}");
+    assert!(
+        out.contains("SA: Authentication algorithm = hmac-sha1\nSA: Encryption algorithm = null\n"),
+        "{out}"
+    );
     let m = msg(MsgType::Get, ESP, vec![sa(1, 1, 7, 20, 0)]);
     let out = message_block(&m, N, ADDED);
-    assert!(out.contains("SA: Authentication algorithm = hmac-sha512\nSA: Encryption algorithm = aes-gcm\n"), "{out}");
+    assert!(
+        out.contains(
+            "SA: Authentication algorithm = hmac-sha512\nSA: Encryption algorithm = aes-gcm\n"
+        ),
+        "{out}"
+    );
 }
 
 #[test]
 fn unknown_algorithms_print_unknown_n_in_blocks_and_numbers_in_save() {
     let m = msg(MsgType::Dump, ESP, vec![sa(0x10, 1, 4, 17, 0)]);
     let out = message_block(&m, N, ADDED);
-    assert!(out.contains("SA: Authentication algorithm = <unknown 4>\nSA: Encryption algorithm = <unknown 17>\n"));
+    assert!(out.contains(
+        "SA: Authentication algorithm = <unknown 4>\nSA: Encryption algorithm = <unknown 17>\n"
+    ));
     let saved = save_record(&m, N);
-    assert!(saved.contains("    spi 0x10 encr_alg 17 auth_alg 4 replay 0  \\\n"), "{saved}");
+    assert!(
+        saved.contains("    spi 0x10 encr_alg 17 auth_alg 4 replay 0  \\\n"),
+        "{saved}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -331,12 +438,20 @@ fn unknown_algorithms_print_unknown_n_in_blocks_and_numbers_in_save() {
 #[test]
 fn base_line_names_types_and_satypes() {
     let cases: [(MsgType, u8, &str); 8] = [
-        (MsgType::Reserved, 0, "type RESERVED (warning: set to 0), SA type <unspecified/all>."),
+        (
+            MsgType::Reserved,
+            0,
+            "type RESERVED (warning: set to 0), SA type <unspecified/all>.",
+        ),
         (MsgType::UpdatePair, 2, "type UPDATE PAIR, SA type AH."),
         (MsgType::DelPair, 3, "type DELETE PAIR, SA type ESP."),
         (MsgType::DelPairState, 3, "type Unknown (15), SA type ESP."),
         (MsgType::Promisc, 1, "type X_PROMISC, SA type <unknown 1>."),
-        (MsgType::InverseAcquire, 5, "type X_INVERSE_ACQUIRE, SA type RSVP."),
+        (
+            MsgType::InverseAcquire,
+            5,
+            "type X_INVERSE_ACQUIRE, SA type RSVP.",
+        ),
         (MsgType::Expire, 8, "type EXPIRE, SA type Mobile IP."),
         (MsgType::Flush, 9, "type FLUSH, SA type <unknown 9>."),
     ];
@@ -371,12 +486,15 @@ fn error_reply_prints_strerror_and_the_diagnostic() {
     // illumos' texts keep their trailing space; unknown codes and errnos.
     m.errno = 22;
     m.reserved = 64;
-    assert!(message_block(&m, N, ADDED).contains("  Diagnostic code 64:  Invalid inner-source prefix length .\n"));
+    assert!(message_block(&m, N, ADDED)
+        .contains("  Diagnostic code 64:  Invalid inner-source prefix length .\n"));
     m.errno = 250;
     m.reserved = 83;
     let out = message_block(&m, N, ADDED);
     assert!(
-        out.contains("Error Unknown error from PF_KEY.\n  Diagnostic code 83:  Unknown diagnostic code.\n"),
+        out.contains(
+            "Error Unknown error from PF_KEY.\n  Diagnostic code 83:  Unknown diagnostic code.\n"
+        ),
         "{out}"
     );
     // errno 0: no error lines even with a non-zero reserved field.
@@ -392,41 +510,82 @@ fn salted_key_prints_salt_in_brackets_and_save_counts_it() {
     let m = msg(
         MsgType::Dump,
         ESP,
-        vec![sa(0x300, 1, 0, 20, 0), key(ExtKind::KeyEncrypt, 128, 32, "00112233445566778899aabbccddeeff01020304")],
+        vec![
+            sa(0x300, 1, 0, 20, 0),
+            key(
+                ExtKind::KeyEncrypt,
+                128,
+                32,
+                "00112233445566778899aabbccddeeff01020304",
+            ),
+        ],
     );
     let out = message_block(&m, N, ADDED);
     assert_eq!(
         lines_with(&out, "EKY: "),
-        ["EKY: Encryption key.", "EKY: 00112233445566778899aabbccddeeff[01020304]/128+32"]
+        [
+            "EKY: Encryption key.",
+            "EKY: 00112233445566778899aabbccddeeff[01020304]/128+32"
+        ]
     );
     let saved = save_record(&m, N);
-    assert!(saved.contains("\tencrkey 00112233445566778899aabbccddeeff01020304/160 \\\n"), "{saved}");
+    assert!(
+        saved.contains("\tencrkey 00112233445566778899aabbccddeeff01020304/160 \\\n"),
+        "{saved}"
+    );
     // Bits that are not a whole byte print one more byte.
-    let m = msg(MsgType::Dump, AH, vec![key(ExtKind::KeyAuth, 12, 0, "abc0")]);
+    let m = msg(
+        MsgType::Dump,
+        AH,
+        vec![key(ExtKind::KeyAuth, 12, 0, "abc0")],
+    );
     assert!(message_block(&m, N, ADDED).contains("AKY: Authentication key.\nAKY: abc0/12\n"));
 }
 
 #[test]
 fn paranoid_prints_xx_for_every_key_byte_in_blocks_and_save() {
-    let p = PrintOpts { paranoid: true, ..N };
+    let p = PrintOpts {
+        paranoid: true,
+        ..N
+    };
     let m = msg(
         MsgType::Dump,
         ESP,
         vec![
             sa(0x300, 1, 2, 20, 0),
             key(ExtKind::KeyAuth, 128, 0, "bde359723576fdea08e56cbe876e24ad"),
-            key(ExtKind::KeyEncrypt, 128, 32, "00112233445566778899aabbccddeeff01020304"),
+            key(
+                ExtKind::KeyEncrypt,
+                128,
+                32,
+                "00112233445566778899aabbccddeeff01020304",
+            ),
         ],
     );
     let out = message_block(&m, p, ADDED);
-    assert_eq!(lines_with(&out, "AKY: ")[1..], ["AKY: XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/128"]);
-    assert_eq!(lines_with(&out, "EKY: ")[1..], ["EKY: XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX[XXXXXXXX]/128+32"]);
+    assert_eq!(
+        lines_with(&out, "AKY: ")[1..],
+        ["AKY: XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/128"]
+    );
+    assert_eq!(
+        lines_with(&out, "EKY: ")[1..],
+        ["EKY: XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX[XXXXXXXX]/128+32"]
+    );
     let saved = save_record(&m, p);
-    assert!(saved.contains("\tauthkey XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/128 \\\n"), "{saved}");
-    assert!(saved.contains("\tencrkey XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/160 \\\n"), "{saved}");
+    assert!(
+        saved.contains("\tauthkey XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/128 \\\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("\tencrkey XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/160 \\\n"),
+        "{saved}"
+    );
     let v = verbose_block(&m, p, ADDED);
     for text in [&out, &saved, &v] {
-        assert!(!text.contains("bde359") && !text.contains("0011223344") && !text.contains("01020304"), "{text}");
+        assert!(
+            !text.contains("bde359") && !text.contains("0011223344") && !text.contains("01020304"),
+            "{text}"
+        );
     }
     // Without -p the verbose echo of an outgoing ADD shows the key.
     assert!(verbose_block(&m, N, ADDED).contains("AKY: bde359723576fdea08e56cbe876e24ad/128\n"));
@@ -438,12 +597,22 @@ fn paranoid_prints_xx_for_every_key_byte_in_blocks_and_save() {
 #[test]
 fn identities_print_type_names_and_values() {
     let ident = |kind, id_type, text: &str| {
-        Extension::Identity(kind, Identity { id_type, id: 0, text: text.as_bytes().to_vec() })
+        Extension::Identity(
+            kind,
+            Identity {
+                id_type,
+                id: 0,
+                text: text.as_bytes().to_vec(),
+            },
+        )
     };
     let m = msg(
         MsgType::Get,
         ESP,
-        vec![ident(ExtKind::IdentitySrc, 2, "gw.example.com"), ident(ExtKind::IdentityDst, 3, "root@example.com")],
+        vec![
+            ident(ExtKind::IdentitySrc, 2, "gw.example.com"),
+            ident(ExtKind::IdentityDst, 3, "root@example.com"),
+        ],
     );
     let out = message_block(&m, N, ADDED);
     let body: Vec<&str> = out.lines().skip(2).collect();
@@ -457,7 +626,9 @@ fn identities_print_type_names_and_values() {
         ]
     );
     let saved = save_record(&m, N);
-    assert!(saved.contains("\tsrcidtype fqdn gw.example.com \\\n\tdstidtype user_fqdn root@example.com \\\n"));
+    assert!(saved.contains(
+        "\tsrcidtype fqdn gw.example.com \\\n\tdstidtype user_fqdn root@example.com \\\n"
+    ));
 
     for (t, name, saved_name) in [
         (1u16, "prefix", "prefix"),
@@ -467,29 +638,62 @@ fn identities_print_type_names_and_values() {
         (7, "Address range", "7"),
         (9, "<unknown 9>", "9"),
     ] {
-        let m = msg(MsgType::Get, ESP, vec![ident(ExtKind::IdentitySrc, t, "10.0.0.0/8")]);
+        let m = msg(
+            MsgType::Get,
+            ESP,
+            vec![ident(ExtKind::IdentitySrc, t, "10.0.0.0/8")],
+        );
         let out = message_block(&m, N, ADDED);
         let der = t == 4 || t == 5;
         let value = if der { "<cannot print>" } else { "10.0.0.0/8" };
-        assert!(out.contains(&format!("SID: Source identity, uid=0, type {name}\nSID: {value}\n")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "SID: Source identity, uid=0, type {name}\nSID: {value}\n"
+            )),
+            "{out}"
+        );
         let saved = save_record(&m, N);
         let value = if der { "<can-not-print>" } else { "10.0.0.0/8" };
-        assert!(saved.contains(&format!("\tsrcidtype {saved_name} {value} \\\n")), "{saved}");
+        assert!(
+            saved.contains(&format!("\tsrcidtype {saved_name} {value} \\\n")),
+            "{saved}"
+        );
     }
 }
 
 #[test]
 fn pair_and_replay_value_lines() {
-    let m = msg(MsgType::Get, ESP, vec![Extension::Pair { spi: 0x2113 }, Extension::ReplayValue { r32: 42, r64: 0 }]);
+    let m = msg(
+        MsgType::Get,
+        ESP,
+        vec![
+            Extension::Pair { spi: 0x2113 },
+            Extension::ReplayValue { r32: 42, r64: 0 },
+        ],
+    );
     let out = message_block(&m, N, ADDED);
-    assert!(out.ends_with("OTH: Paired with spi=0x2113\nRPL: Replay Value 42\n"), "{out}");
+    assert!(
+        out.ends_with("OTH: Paired with spi=0x2113\nRPL: Replay Value 42\n"),
+        "{out}"
+    );
     let saved = save_record(&m, N);
     assert!(saved.contains("replay_value 42 \\\n"), "{saved}");
     assert!(!saved.contains("pair"), "pairing is not saved: {saved}");
     // 64-bit value when the 32-bit one is 0; both 0 is illumos' odd text.
-    let m = msg(MsgType::Get, ESP, vec![Extension::ReplayValue { r32: 0, r64: 1 << 40 }]);
+    let m = msg(
+        MsgType::Get,
+        ESP,
+        vec![Extension::ReplayValue {
+            r32: 0,
+            r64: 1 << 40,
+        }],
+    );
     assert!(message_block(&m, N, ADDED).ends_with("RPL: Replay Value 1099511627776\n"));
-    let m = msg(MsgType::Get, ESP, vec![Extension::ReplayValue { r32: 0, r64: 0 }]);
+    let m = msg(
+        MsgType::Get,
+        ESP,
+        vec![Extension::ReplayValue { r32: 0, r64: 0 }],
+    );
     assert!(message_block(&m, N, ADDED).ends_with("RPL: Replay Value <Value not found.>0\n"));
     assert!(!save_record(&m, N).contains("replay_value"));
 }
@@ -497,7 +701,14 @@ fn pair_and_replay_value_lines() {
 #[test]
 fn unknown_extensions_print_type_length_and_words() {
     let body: Vec<u8> = (1..=12).collect();
-    let m = msg(MsgType::Get, ESP, vec![Extension::Unknown { wire_type: 40, body: body.clone() }]);
+    let m = msg(
+        MsgType::Get,
+        ESP,
+        vec![Extension::Unknown {
+            wire_type: 40,
+            body: body.clone(),
+        }],
+    );
     let out = message_block(&m, N, ADDED);
     // Words in host order, generic header included: len 2 words, type 40.
     let mut raw = Vec::new();
@@ -509,7 +720,11 @@ fn unknown_extensions_print_type_length_and_words() {
     let body_lines: Vec<&str> = out.lines().skip(2).collect();
     assert_eq!(
         body_lines,
-        ["UNK: Unknown ext. 40, len 16.".to_string(), format!("UNK: 0x{w0:x}"), format!("UNK: 0x{w1:x}")]
+        [
+            "UNK: Unknown ext. 40, len 16.".to_string(),
+            format!("UNK: 0x{w0:x}"),
+            format!("UNK: 0x{w1:x}")
+        ]
     );
     assert!(out.contains("Message length 32 bytes"));
     // X_EDUMP has no printer in ipseckey either.
@@ -527,16 +742,40 @@ fn register_and_getspi_extensions() {
         vec![
             Extension::Supported(
                 ExtKind::SupportedAuth,
-                vec![AlgDesc { id: 2, ivlen: 0, minbits: 128, maxbits: 128, increment: 0, saltbits: 0 }],
+                vec![AlgDesc {
+                    id: 2,
+                    ivlen: 0,
+                    minbits: 128,
+                    maxbits: 128,
+                    increment: 0,
+                    saltbits: 0,
+                }],
             ),
             Extension::Supported(
                 ExtKind::SupportedEncrypt,
                 vec![
-                    AlgDesc { id: 12, ivlen: 16, minbits: 128, maxbits: 256, increment: 64, saltbits: 0 },
-                    AlgDesc { id: 99, ivlen: 8, minbits: 1, maxbits: 2, increment: 1, saltbits: 32 },
+                    AlgDesc {
+                        id: 12,
+                        ivlen: 16,
+                        minbits: 128,
+                        maxbits: 256,
+                        increment: 64,
+                        saltbits: 0,
+                    },
+                    AlgDesc {
+                        id: 99,
+                        ivlen: 8,
+                        minbits: 1,
+                        maxbits: 2,
+                        increment: 1,
+                        saltbits: 32,
+                    },
                 ],
             ),
-            Extension::SpiRange(SpiRange { min: 0x100, max: 0x1ff }),
+            Extension::SpiRange(SpiRange {
+                min: 0x100,
+                max: 0x1ff,
+            }),
         ],
     );
     let out = message_block(&m, N, ADDED);
@@ -573,7 +812,11 @@ fn humanised_numbers_change_at_the_illumos_boundaries() {
     assert_eq!(human_secs(120).as_deref(), Some("(2.00 minutes)"));
     assert_eq!(human_secs(3599).as_deref(), Some("(59.98 minutes)"));
     assert_eq!(human_secs(3600).as_deref(), Some("(1.00 hour)"));
-    assert_eq!(human_secs(7199).as_deref(), Some("(2.00 hour)"), "plural follows the value, not the text");
+    assert_eq!(
+        human_secs(7199).as_deref(),
+        Some("(2.00 hour)"),
+        "plural follows the value, not the text"
+    );
     assert_eq!(human_secs(28800).as_deref(), Some("(8.00 hours)"));
     assert_eq!(human_secs(86399).as_deref(), Some("(24.00 hours)"));
     assert_eq!(human_secs(86400).as_deref(), Some("(1.00 day)"));
@@ -629,7 +872,10 @@ fn expiration_occurs_in_or_occurred_relative_to_now() {
         ],
     );
     let out = message_block(&m, N, now);
-    let lt: Vec<&str> = out.lines().skip_while(|l| *l != " LT: Lifetime information").collect();
+    let lt: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != " LT: Lifetime information")
+        .collect();
     let expected = format!(
         " LT: Lifetime information
 CLT: Current lifetime information:
@@ -675,12 +921,21 @@ ILT: 30 seconds of post-use lifetime.",
     );
     let out = message_block(&m, N, ADDED + 10);
     assert!(!out.contains("SLT: Soft expiration"), "{out}");
-    assert!(out.contains("HLT: Hard expiration occurs in 90 seconds (1.50 minute)\n"), "{out}");
+    assert!(
+        out.contains("HLT: Hard expiration occurs in 90 seconds (1.50 minute)\n"),
+        "{out}"
+    );
     // Expiring exactly now still "occurs" (in 0 seconds); a second later it occurred.
-    assert!(message_block(&m, N, ADDED + 100).contains("HLT: Hard expiration occurs in 0 seconds\n"));
+    assert!(
+        message_block(&m, N, ADDED + 100).contains("HLT: Hard expiration occurs in 0 seconds\n")
+    );
     assert!(message_block(&m, N, ADDED + 101).contains("HLT: Hard expiration occurred\n"));
     // Without a current lifetime nothing is relative.
-    let m = msg(MsgType::Get, ESP, vec![lifetime(ExtKind::LifetimeHard, 0, 10, 100, 0)]);
+    let m = msg(
+        MsgType::Get,
+        ESP,
+        vec![lifetime(ExtKind::LifetimeHard, 0, 10, 100, 0)],
+    );
     let out = message_block(&m, N, ADDED);
     assert!(
         out.ends_with(
@@ -717,8 +972,10 @@ fn verbose_adds_a_raw_time_line_after_every_lifetime_date() {
         format!("CLT: Time now is {}", d(now)),
         format!("CLT: \t(raw time value {now})"),
     ];
-    let clt: Vec<&str> =
-        out.lines().filter(|l| l.starts_with("CLT: ") && !l.contains("information") && !l.contains("bytes")).collect();
+    let clt: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("CLT: ") && !l.contains("information") && !l.contains("bytes"))
+        .collect();
     assert_eq!(clt, expected);
     assert!(out.contains(&format!(
         "SLT: Time of expiration: {}.\nSLT: \t(raw time value {})\n",
@@ -734,7 +991,13 @@ fn verbose_adds_a_raw_time_line_after_every_lifetime_date() {
     assert!(!message_block(&m, N, now).contains("raw time value"));
     // The monitor's timestamp never has one.
     let mon = monitor_block(&m, 112, v, now);
-    assert!(mon.starts_with(&format!("Read 112 bytes.\nTimestamp: {}\nBase message", d(now))), "{mon}");
+    assert!(
+        mon.starts_with(&format!(
+            "Read 112 bytes.\nTimestamp: {}\nBase message",
+            d(now)
+        )),
+        "{mon}"
+    );
     assert_eq!(mon.matches("(raw time value").count(), 5);
 }
 
@@ -772,7 +1035,14 @@ fn save_writes_every_lifetime_field_proto_and_ports() {
         MsgType::Dump,
         AH,
         vec![
-            Extension::Sa(SaExt { spi: 0xabc, replay: 64, state: 1, auth: 3, encrypt: 0, flags: 0 }),
+            Extension::Sa(SaExt {
+                spi: 0xabc,
+                replay: 64,
+                state: 1,
+                auth: 3,
+                encrypt: 0,
+                flags: 0,
+            }),
             lifetime(ExtKind::LifetimeCurrent, 1, 2, 3, 4),
             lifetime(ExtKind::LifetimeHard, 10, 20000, 30, 40),
             lifetime(ExtKind::LifetimeIdle, 0, 0, 15, 0),
@@ -796,8 +1066,10 @@ fn save_writes_every_lifetime_field_proto_and_ports() {
          \n"
     );
     // Other SA types save their number ("all" for 0).
-    assert!(save_record(&Message::new(MsgType::Dump, 9, 1, 1), N).starts_with("# begin assoc\nadd 9  \\\n"));
-    assert!(save_record(&Message::new(MsgType::Dump, 0, 1, 1), N).starts_with("# begin assoc\nadd all  \\\n"));
+    assert!(save_record(&Message::new(MsgType::Dump, 9, 1, 1), N)
+        .starts_with("# begin assoc\nadd 9  \\\n"));
+    assert!(save_record(&Message::new(MsgType::Dump, 0, 1, 1), N)
+        .starts_with("# begin assoc\nadd all  \\\n"));
 }
 
 #[test]
@@ -806,7 +1078,13 @@ fn save_with_nat_t_has_encap_udp_and_two_space_keywords() {
         MsgType::Dump,
         ESP,
         vec![
-            sa(0x500, 1, 5, 12, flags::X_NATT_LOC | flags::X_NATT_REM | flags::X_OUTBOUND),
+            sa(
+                0x500,
+                1,
+                5,
+                12,
+                flags::X_NATT_LOC | flags::X_NATT_REM | flags::X_OUTBOUND,
+            ),
             addr(ExtKind::AddressSrc, v4("10.0.0.1"), 4500, 17),
             addr(ExtKind::AddressDst, v4("203.0.113.5"), 4500, 17),
             addr(ExtKind::AddressNattLoc, v4("192.168.1.1"), 0, 0),
@@ -904,7 +1182,10 @@ fn tunnel_mode_inner_addresses_in_block_and_save() {
         ],
     );
     let saved = save_record(&m, N);
-    assert!(saved.contains("    isrc 2001:db8:1::/48 isport 1234 \\\n    idst 2001:db8:2::1 \\\n"), "{saved}");
+    assert!(
+        saved.contains("    isrc 2001:db8:1::/48 isport 1234 \\\n    idst 2001:db8:2::1 \\\n"),
+        "{saved}"
+    );
     assert!(!saved.contains("iproto"));
     assert!(message_block(&m, N, ADDED).contains("IND: AF_INET6: port 0, 2001:db8:2::1/128.\n"));
 }
@@ -916,12 +1197,22 @@ fn tunnel_mode_inner_addresses_in_block_and_save() {
 fn dump_and_save_fixed_texts() {
     assert_eq!(dump_succeeded(0), "Dump succeeded for SA type 0.\n");
     assert_eq!(dump_succeeded(3), "Dump succeeded for SA type 3.\n");
-    assert_eq!(save_header(), "# This key file was generated by the ipseckey(1m) command's 'save' feature.\n\n");
+    assert_eq!(
+        save_header(),
+        "# This key file was generated by the ipseckey(1m) command's 'save' feature.\n\n"
+    );
 }
 
 #[test]
 fn verbose_framing_of_an_outgoing_get() {
-    let get = msg(MsgType::Get, ESP, vec![sa(0x2112, 0, 0, 0, 0), addr(ExtKind::AddressDst, mapped("10.0.0.2"), 0, 0)]);
+    let get = msg(
+        MsgType::Get,
+        ESP,
+        vec![
+            sa(0x2112, 0, 0, 0, 0),
+            addr(ExtKind::AddressDst, mapped("10.0.0.2"), 0, 0),
+        ],
+    );
     let rule = "=".repeat(42);
     assert_eq!(
         verbose_block(&get, PLAIN, ADDED),
@@ -962,7 +1253,11 @@ fn dates_have_the_shape_of_c_locale_percent_c() {
     // An independent implementation of the same format (chrono's), in the
     // same local time zone: the day of month is space-padded.
     for t in [0u64, ADDED, ADDED + 9 * 86400, 946_684_799, 4_102_444_800] {
-        let chrono_c = Local.timestamp_opt(t as i64, 0).single().expect("valid").format("%a %b %e %H:%M:%S %Y");
+        let chrono_c = Local
+            .timestamp_opt(t as i64, 0)
+            .single()
+            .expect("valid")
+            .format("%a %b %e %H:%M:%S %Y");
         assert_eq!(format_date(t), chrono_c.to_string(), "epoch {t}");
         assert_eq!(format_date(t).len(), 24);
     }
@@ -977,7 +1272,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 11
     }
     fn byte(&mut self) -> u8 {
@@ -991,7 +1289,15 @@ impl Lcg {
 #[test]
 fn malformed_or_random_messages_print_without_panicking() {
     let mut r = Lcg(0x5eed);
-    let all_opts = [N, PLAIN, PrintOpts { numeric: false, paranoid: true, verbose: true }];
+    let all_opts = [
+        N,
+        PLAIN,
+        PrintOpts {
+            numeric: false,
+            paranoid: true,
+            verbose: true,
+        },
+    ];
     for round in 0..400 {
         let mut exts = Vec::new();
         for _ in 0..(r.next() % 8) {
@@ -1006,8 +1312,12 @@ fn malformed_or_random_messages_print_without_panicking() {
                     flags: big,
                 }),
                 1 => lifetime(
-                    [ExtKind::LifetimeCurrent, ExtKind::LifetimeHard, ExtKind::LifetimeSoft, ExtKind::LifetimeIdle]
-                        [(r.next() % 4) as usize],
+                    [
+                        ExtKind::LifetimeCurrent,
+                        ExtKind::LifetimeHard,
+                        ExtKind::LifetimeSoft,
+                        ExtKind::LifetimeIdle,
+                    ][(r.next() % 4) as usize],
                     big as u32,
                     big,
                     r.next().wrapping_mul(1 << 20),
@@ -1015,15 +1325,25 @@ fn malformed_or_random_messages_print_without_panicking() {
                 ),
                 // Keys whose bit counts do not match their bytes.
                 2 => Extension::Key(
-                    if r.coin() { ExtKind::KeyAuth } else { ExtKind::KeyEncrypt },
+                    if r.coin() {
+                        ExtKind::KeyAuth
+                    } else {
+                        ExtKind::KeyEncrypt
+                    },
                     Key {
                         bits: r.next() as u16,
                         reserved: r.next() as u16,
-                        material: KeyMaterial::new((0..(r.next() % 40)).map(|_| r.byte()).collect()),
+                        material: KeyMaterial::new(
+                            (0..(r.next() % 40)).map(|_| r.byte()).collect(),
+                        ),
                     },
                 ),
                 3 => Extension::Identity(
-                    if r.coin() { ExtKind::IdentitySrc } else { ExtKind::IdentityDst },
+                    if r.coin() {
+                        ExtKind::IdentitySrc
+                    } else {
+                        ExtKind::IdentityDst
+                    },
                     Identity {
                         id_type: r.next() as u16,
                         id: big,
@@ -1031,8 +1351,12 @@ fn malformed_or_random_messages_print_without_panicking() {
                     },
                 ),
                 4 => prefixed(
-                    [ExtKind::AddressSrc, ExtKind::AddressInnerDst, ExtKind::AddressNattRem, ExtKind::NatTOa]
-                        [(r.next() % 4) as usize],
+                    [
+                        ExtKind::AddressSrc,
+                        ExtKind::AddressInnerDst,
+                        ExtKind::AddressNattRem,
+                        ExtKind::NatTOa,
+                    ][(r.next() % 4) as usize],
                     if r.coin() {
                         IpAddr::V4(Ipv4Addr::from(big as u32))
                     } else {
@@ -1046,11 +1370,24 @@ fn malformed_or_random_messages_print_without_panicking() {
                     wire_type: r.next() as u16,
                     body: (0..(r.next() % 30)).map(|_| r.byte()).collect(),
                 },
-                6 => Extension::ReplayValue { r32: r.next() as u32 % 3, r64: big % 3 },
-                7 => Extension::KmCookie { proto: (r.next() % 4) as u32, cookie: big },
+                6 => Extension::ReplayValue {
+                    r32: r.next() as u32 % 3,
+                    r64: big % 3,
+                },
+                7 => Extension::KmCookie {
+                    proto: (r.next() % 4) as u32,
+                    cookie: big,
+                },
                 8 => Extension::Pair { spi: big as u32 },
-                9 => Extension::Opaque(ExtKind::Policy, (0..(r.next() % 3) * 8 + 4).map(|_| r.byte()).collect()),
-                10 => Extension::Sa2 { mode: r.byte(), sequence: big as u32, reqid: 7 },
+                9 => Extension::Opaque(
+                    ExtKind::Policy,
+                    (0..(r.next() % 3) * 8 + 4).map(|_| r.byte()).collect(),
+                ),
+                10 => Extension::Sa2 {
+                    mode: r.byte(),
+                    sequence: big as u32,
+                    reqid: 7,
+                },
                 _ => Extension::Sensitivity(
                     ExtKind::OuterSensitivity,
                     sadb::pfkey::Sensitivity {
@@ -1098,10 +1435,21 @@ fn decoded_random_bytes_print_without_panicking() {
         for dialect in [Dialect::Illumos, Dialect::Linux] {
             if let Ok(m) = Message::parse(&b, dialect) {
                 decoded += 1;
-                let _ = message_block(&m, PrintOpts { numeric: false, paranoid: false, verbose: true }, r.next());
+                let _ = message_block(
+                    &m,
+                    PrintOpts {
+                        numeric: false,
+                        paranoid: false,
+                        verbose: true,
+                    },
+                    r.next(),
+                );
                 let _ = save_record(&m, N);
             }
         }
     }
-    assert!(decoded > 0, "the generator should produce some decodable messages");
+    assert!(
+        decoded > 0,
+        "the generator should produce some decodable messages"
+    );
 }

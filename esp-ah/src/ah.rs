@@ -20,7 +20,11 @@ fn ah_len(icv: usize, v6: bool) -> usize {
 
 /// Copies the IP header of `p` (up to the AH header) with the fields that
 /// change in transit zeroed (RFC 4302 3.3.3.1).
-fn immutable_header<'b>(p: &[u8], ip: &IpLayout, out: &'b mut [u8; MAX_IP_HDR]) -> Result<&'b [u8], DropReason> {
+fn immutable_header<'b>(
+    p: &[u8],
+    ip: &IpLayout,
+    out: &'b mut [u8; MAX_IP_HDR],
+) -> Result<&'b [u8], DropReason> {
     let n = ip.hdr_len;
     let h = out.get_mut(..n).ok_or(DropReason::Malformed)?;
     h.copy_from_slice(p.get(..n).ok_or(DropReason::Malformed)?);
@@ -36,7 +40,11 @@ fn immutable_header<'b>(p: &[u8], ip: &IpLayout, out: &'b mut [u8; MAX_IP_HDR]) 
         // headers are authenticated as they are on the wire.
         let (mut off, mut next) = (40usize, p[6]);
         while off < n {
-            let len = if next == proto::FRAGMENT { 8 } else { (usize::from(h[off + 1]) + 1) * 8 };
+            let len = if next == proto::FRAGMENT {
+                8
+            } else {
+                (usize::from(h[off + 1]) + 1) * 8
+            };
             if off + len > n {
                 return Err(DropReason::Malformed);
             }
@@ -102,22 +110,40 @@ pub fn encap(tf: &Transform, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), Dr
             let v6 = t.dst.is_ipv6();
             let outer_len = if v6 { 40 } else { 20 };
             let len = ah_len(icv, v6);
-            let tos = if inner.v6 { (pkt.data()[0] << 4) | (pkt.data()[1] >> 4) } else { pkt.data()[1] };
-            pkt.push_front(outer_len + len).map_err(|_| DropReason::NoRoom)?;
+            let tos = if inner.v6 {
+                (pkt.data()[0] << 4) | (pkt.data()[1] >> 4)
+            } else {
+                pkt.data()[1]
+            };
+            pkt.push_front(outer_len + len)
+                .map_err(|_| DropReason::NoRoom)?;
             crate::esp::write_outer(&mut pkt.data_mut()[..outer_len], t.src, t.dst, tos);
-            (v6, outer_len, if inner.v6 { proto::IPV6 } else { proto::IPIP })
+            (
+                v6,
+                outer_len,
+                if inner.v6 { proto::IPV6 } else { proto::IPIP },
+            )
         }
         None => {
             if inner.fragment {
                 return Err(DropReason::Fragment);
             }
-            pkt.insert_gap(inner.hdr_len, ah_len(icv, inner.v6)).map_err(|_| DropReason::NoRoom)?;
+            pkt.insert_gap(inner.hdr_len, ah_len(icv, inner.v6))
+                .map_err(|_| DropReason::NoRoom)?;
             (inner.v6, inner.hdr_len, inner.next)
         }
     };
     let len = ah_len(icv, v6);
     let d = pkt.data_mut();
-    let next_at = if tf.tunnel.is_some() { if v6 { 6 } else { 9 } } else { inner.next_at };
+    let next_at = if tf.tunnel.is_some() {
+        if v6 {
+            6
+        } else {
+            9
+        }
+    } else {
+        inner.next_at
+    };
     d[next_at] = proto::AH;
     d[off] = next;
     d[off + 1] = (len / 4 - 2) as u8;
@@ -141,8 +167,15 @@ pub fn encap(tf: &Transform, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), Dr
 /// Verifies the AH packet found by [`crate::esp::classify`] and removes
 /// AH (transport) or the outer header and AH (tunnel). Returns the next
 /// header value.
-pub fn decap(tf: &Transform, found: &Classified, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<u8, DropReason> {
-    let Classified::Ah { ip, off, .. } = *found else { return Err(DropReason::Malformed) };
+pub fn decap(
+    tf: &Transform,
+    found: &Classified,
+    seq: u64,
+    pkt: &mut PacketBuf<'_>,
+) -> Result<u8, DropReason> {
+    let Classified::Ah { ip, off, .. } = *found else {
+        return Err(DropReason::Malformed);
+    };
     let integ = tf.integ.as_deref().ok_or(DropReason::Malformed)?;
     let icv = integ.icv_len();
     let d = pkt.data_mut();

@@ -4,7 +4,10 @@
 use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::aead::consts::{U11, U12, U16, U8};
 use aes_gcm::aead::{AeadInPlace, KeyInit};
-use cipher::{BlockCipher, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, BlockSizeUser, InnerIvInit, KeyIvInit, StreamCipher};
+use cipher::{
+    BlockCipher, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, BlockSizeUser, InnerIvInit,
+    KeyIvInit, StreamCipher,
+};
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 
@@ -16,7 +19,11 @@ pub enum BuildError {
     #[error("algorithm {0} has no implementation in this engine")]
     Unsupported(&'static str),
     #[error("key of {got} bytes does not suit {alg} (wants {want})")]
-    KeyLength { alg: &'static str, got: usize, want: usize },
+    KeyLength {
+        alg: &'static str,
+        got: usize,
+        want: usize,
+    },
 }
 
 /// The ICV did not verify (or an AEAD tag failed), or the cipher refused
@@ -37,7 +44,13 @@ pub trait EspCipher: Send + Sync {
         false
     }
     /// Encrypts `data` in place; for combined modes, writes the ICV.
-    fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch>;
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), IcvMismatch>;
     /// Verifies (combined modes) and decrypts `data` in place.
     fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch>;
 }
@@ -95,7 +108,11 @@ fn hmac<M: Mac + KeyInit + Clone + Send + Sync + 'static>(
 
 /// Builds the integrity state for `alg` with `key`; `icv_len` overrides the
 /// algorithm's standard truncation (Linux PF_KEY's 96-bit HMAC-SHA-256).
-pub fn integrity(alg: AuthAlg, key: &[u8], icv_len: Option<usize>) -> Result<Option<Box<dyn Integrity>>, BuildError> {
+pub fn integrity(
+    alg: AuthAlg,
+    key: &[u8],
+    icv_len: Option<usize>,
+) -> Result<Option<Box<dyn Integrity>>, BuildError> {
     let n = icv_len.unwrap_or(alg.icv_len());
     Ok(Some(match alg {
         AuthAlg::None => return Ok(None),
@@ -152,7 +169,8 @@ where
         0
     }
     fn seal(&self, iv: &[u8], _: &[u8], data: &mut [u8], _: &mut [u8]) -> Result<(), IcvMismatch> {
-        let mut enc = cbc::Encryptor::<C>::inner_iv_slice_init(self.cipher.clone(), iv).map_err(|_| IcvMismatch)?;
+        let mut enc = cbc::Encryptor::<C>::inner_iv_slice_init(self.cipher.clone(), iv)
+            .map_err(|_| IcvMismatch)?;
         for block in data.chunks_exact_mut(C::block_size()) {
             enc.encrypt_block_mut(cipher::generic_array::GenericArray::from_mut_slice(block));
         }
@@ -206,7 +224,8 @@ where
         block[..4].copy_from_slice(&self.nonce);
         block[4..12].copy_from_slice(iv.get(..8).ok_or(IcvMismatch)?);
         block[15] = 1;
-        let mut c = ctr::Ctr32BE::<C>::new_from_slices(&self.key, &block).map_err(|_| IcvMismatch)?;
+        let mut c =
+            ctr::Ctr32BE::<C>::new_from_slices(&self.key, &block).map_err(|_| IcvMismatch)?;
         c.try_apply_keystream(data).map_err(|_| IcvMismatch)
     }
 }
@@ -232,13 +251,25 @@ where
     fn icv_len(&self) -> usize {
         self.icv
     }
-    fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch> {
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), IcvMismatch> {
         let nonce = self.nonce(iv)?;
         let tag = self
             .aead
-            .encrypt_in_place_detached(aes_gcm::aead::Nonce::<A>::from_slice(&nonce[..self.nonce_len()]), aad, data)
+            .encrypt_in_place_detached(
+                aes_gcm::aead::Nonce::<A>::from_slice(&nonce[..self.nonce_len()]),
+                aad,
+                data,
+            )
             .map_err(|_| IcvMismatch)?;
-        icv.get_mut(..self.icv).ok_or(IcvMismatch)?.copy_from_slice(tag.get(..self.icv).ok_or(IcvMismatch)?);
+        icv.get_mut(..self.icv)
+            .ok_or(IcvMismatch)?
+            .copy_from_slice(tag.get(..self.icv).ok_or(IcvMismatch)?);
         Ok(())
     }
     fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch> {
@@ -248,7 +279,12 @@ where
         }
         let tag = aes_gcm::aead::Tag::<A>::from_slice(icv);
         self.aead
-            .decrypt_in_place_detached(aes_gcm::aead::Nonce::<A>::from_slice(&nonce[..self.nonce_len()]), aad, data, tag)
+            .decrypt_in_place_detached(
+                aes_gcm::aead::Nonce::<A>::from_slice(&nonce[..self.nonce_len()]),
+                aad,
+                data,
+                tag,
+            )
             .map_err(|_| IcvMismatch)
     }
 }
@@ -283,7 +319,12 @@ where
         let c = C::new_from_slice(key).ok()?;
         let mut h = cipher::generic_array::GenericArray::default();
         c.encrypt_block(&mut h);
-        Some(Gcm8 { key: key.to_vec(), h: h.into(), salt, _c: std::marker::PhantomData })
+        Some(Gcm8 {
+            key: key.to_vec(),
+            h: h.into(),
+            salt,
+            _c: std::marker::PhantomData,
+        })
     }
 
     fn tag(&self, iv: &[u8], aad: &[u8], ct: &[u8]) -> Result<[u8; 16], IcvMismatch> {
@@ -313,7 +354,8 @@ where
     fn keystream(&self, iv: &[u8], data: &mut [u8]) -> Result<(), IcvMismatch> {
         let mut ctr0 = self.j0(iv)?;
         ctr0[15] = 2;
-        let mut c = ctr::Ctr32BE::<C>::new_from_slices(&self.key, &ctr0).map_err(|_| IcvMismatch)?;
+        let mut c =
+            ctr::Ctr32BE::<C>::new_from_slices(&self.key, &ctr0).map_err(|_| IcvMismatch)?;
         c.try_apply_keystream(data).map_err(|_| IcvMismatch)
     }
 }
@@ -331,10 +373,18 @@ where
     fn icv_len(&self) -> usize {
         8
     }
-    fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch> {
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), IcvMismatch> {
         self.keystream(iv, data)?;
         let t = self.tag(iv, aad, data)?;
-        icv.get_mut(..8).ok_or(IcvMismatch)?.copy_from_slice(&t[..8]);
+        icv.get_mut(..8)
+            .ok_or(IcvMismatch)?
+            .copy_from_slice(&t[..8]);
         Ok(())
     }
     fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch> {
@@ -364,7 +414,13 @@ impl<A: AeadInPlace + Send + Sync> EspCipher for Gmac<A> {
     fn auth_only(&self) -> bool {
         true
     }
-    fn seal(&self, iv: &[u8], aad: &[u8], _data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch> {
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        _data: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), IcvMismatch> {
         self.inner.seal(iv, aad, &mut [], icv)
     }
     fn open(&self, iv: &[u8], aad: &[u8], _data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch> {
@@ -384,7 +440,10 @@ struct RingAead {
 impl RingAead {
     fn new(alg: &'static ring::aead::Algorithm, key: &[u8], salt: &[u8]) -> Option<RingAead> {
         let key = ring::aead::LessSafeKey::new(ring::aead::UnboundKey::new(alg, key).ok()?);
-        Some(RingAead { key, salt: salt.try_into().ok()? })
+        Some(RingAead {
+            key,
+            salt: salt.try_into().ok()?,
+        })
     }
 
     fn nonce(&self, iv: &[u8]) -> Result<ring::aead::Nonce, IcvMismatch> {
@@ -406,18 +465,32 @@ impl EspCipher for RingAead {
     fn icv_len(&self) -> usize {
         16
     }
-    fn seal(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &mut [u8]) -> Result<(), IcvMismatch> {
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        data: &mut [u8],
+        icv: &mut [u8],
+    ) -> Result<(), IcvMismatch> {
         let tag = self
             .key
             .seal_in_place_separate_tag(self.nonce(iv)?, ring::aead::Aad::from(aad), data)
             .map_err(|_| IcvMismatch)?;
-        icv.get_mut(..16).ok_or(IcvMismatch)?.copy_from_slice(tag.as_ref());
+        icv.get_mut(..16)
+            .ok_or(IcvMismatch)?
+            .copy_from_slice(tag.as_ref());
         Ok(())
     }
     fn open(&self, iv: &[u8], aad: &[u8], data: &mut [u8], icv: &[u8]) -> Result<(), IcvMismatch> {
         let tag: [u8; 16] = icv.try_into().map_err(|_| IcvMismatch)?;
         self.key
-            .open_in_place_separate_tag(self.nonce(iv)?, ring::aead::Aad::from(aad), ring::aead::Tag::from(tag), data, 0..)
+            .open_in_place_separate_tag(
+                self.nonce(iv)?,
+                ring::aead::Aad::from(aad),
+                ring::aead::Tag::from(tag),
+                data,
+                0..,
+            )
             .map(|_| ())
             .map_err(|_| IcvMismatch)
     }
@@ -426,7 +499,11 @@ impl EspCipher for RingAead {
 fn split_salt(alg: EncrAlg, key: &[u8]) -> Result<(&[u8], &[u8]), BuildError> {
     let salt = alg.salt_bits() as usize / 8;
     if key.len() <= salt {
-        return Err(BuildError::KeyLength { alg: alg.display_name(), got: key.len(), want: salt + 16 });
+        return Err(BuildError::KeyLength {
+            alg: alg.display_name(),
+            got: key.len(),
+            want: salt + 16,
+        });
     }
     Ok(key.split_at(key.len() - salt))
 }
@@ -442,7 +519,11 @@ fn aead<A: AeadInPlace + KeyInit + Send + Sync + 'static>(
         got: key.len(),
         want: 16,
     })?;
-    Ok(Box::new(AeadCipher { aead, salt: salt.to_vec(), icv }))
+    Ok(Box::new(AeadCipher {
+        aead,
+        salt: salt.to_vec(),
+        icv,
+    }))
 }
 
 macro_rules! by_aes_key {
@@ -460,7 +541,11 @@ macro_rules! by_aes_key {
                 type $c = Aes256;
                 $body
             }
-            n => Err(BuildError::KeyLength { alg: $alg.display_name(), got: n, want: 16 }),
+            n => Err(BuildError::KeyLength {
+                alg: $alg.display_name(),
+                got: n,
+                want: 16,
+            }),
         }
     };
 }
@@ -497,8 +582,11 @@ pub fn cipher(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn EspCipher>, BuildError
             let (k, salt) = split_salt(alg, key)?;
             let mut nonce = [0u8; 4];
             nonce.copy_from_slice(salt);
-            by_aes_key!(k, alg, |C| Ok(Box::new(CtrCipher::<C> { key: k.to_vec(), nonce, _c: std::marker::PhantomData })
-                as Box<dyn EspCipher>))
+            by_aes_key!(k, alg, |C| Ok(Box::new(CtrCipher::<C> {
+                key: k.to_vec(),
+                nonce,
+                _c: std::marker::PhantomData
+            }) as Box<dyn EspCipher>))
         }
         EncrAlg::AesGcm8 => {
             let (k, salt) = split_salt(alg, key)?;
@@ -506,7 +594,11 @@ pub fn cipher(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn EspCipher>, BuildError
             s.copy_from_slice(salt);
             by_aes_key!(k, alg, |C| Gcm8::<C>::new(k, s)
                 .map(|g| Box::new(g) as Box<dyn EspCipher>)
-                .ok_or(BuildError::KeyLength { alg: alg.display_name(), got: k.len(), want: 16 }))
+                .ok_or(BuildError::KeyLength {
+                    alg: alg.display_name(),
+                    got: k.len(),
+                    want: 16
+                }))
         }
         EncrAlg::AesGcm12 => {
             let (k, salt) = split_salt(alg, key)?;
@@ -547,7 +639,13 @@ pub fn cipher(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn EspCipher>, BuildError
                     got: k.len(),
                     want: 16,
                 })?;
-                Ok(Box::new(Gmac { inner: AeadCipher { aead, salt: salt.to_vec(), icv: 16 } }) as Box<dyn EspCipher>)
+                Ok(Box::new(Gmac {
+                    inner: AeadCipher {
+                        aead,
+                        salt: salt.to_vec(),
+                        icv: 16,
+                    },
+                }) as Box<dyn EspCipher>)
             })
         }
         EncrAlg::ChaCha20Poly1305 => {
@@ -571,11 +669,25 @@ mod tests {
     #[test]
     fn ring_and_rustcrypto_agree() {
         let cases: [(&'static ring::aead::Algorithm, Box<dyn EspCipher>, usize); 3] = [
-            (&ring::aead::AES_128_GCM, aead::<AesGcm16<Aes128>>(EncrAlg::AesGcm16, &[7; 16], &[1, 2, 3, 4], 16).unwrap(), 16),
-            (&ring::aead::AES_256_GCM, aead::<AesGcm16<Aes256>>(EncrAlg::AesGcm16, &[7; 32], &[1, 2, 3, 4], 16).unwrap(), 32),
+            (
+                &ring::aead::AES_128_GCM,
+                aead::<AesGcm16<Aes128>>(EncrAlg::AesGcm16, &[7; 16], &[1, 2, 3, 4], 16).unwrap(),
+                16,
+            ),
+            (
+                &ring::aead::AES_256_GCM,
+                aead::<AesGcm16<Aes256>>(EncrAlg::AesGcm16, &[7; 32], &[1, 2, 3, 4], 16).unwrap(),
+                32,
+            ),
             (
                 &ring::aead::CHACHA20_POLY1305,
-                aead::<chacha20poly1305::ChaCha20Poly1305>(EncrAlg::ChaCha20Poly1305, &[7; 32], &[1, 2, 3, 4], 16).unwrap(),
+                aead::<chacha20poly1305::ChaCha20Poly1305>(
+                    EncrAlg::ChaCha20Poly1305,
+                    &[7; 32],
+                    &[1, 2, 3, 4],
+                    16,
+                )
+                .unwrap(),
                 32,
             ),
         ];

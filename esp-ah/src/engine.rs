@@ -51,12 +51,20 @@ impl Default for Engine {
 impl Engine {
     /// An engine whose CBC IVs come from a generator seeded by the OS.
     pub fn new() -> Engine {
-        Engine { transforms: Vec::new(), rng: StdRng::from_entropy(), global: GlobalCounters::default() }
+        Engine {
+            transforms: Vec::new(),
+            rng: StdRng::from_entropy(),
+            global: GlobalCounters::default(),
+        }
     }
 
     /// An engine with reproducible CBC IVs, for tests.
     pub fn with_seed(seed: u64) -> Engine {
-        Engine { transforms: Vec::new(), rng: StdRng::seed_from_u64(seed), global: GlobalCounters::default() }
+        Engine {
+            transforms: Vec::new(),
+            rng: StdRng::seed_from_u64(seed),
+            global: GlobalCounters::default(),
+        }
     }
 
     /// Builds the cipher state of SA `id` (once, at ADD/UPDATE time).
@@ -112,20 +120,38 @@ impl Engine {
 
     /// Protects the IP packet in `pkt` with SA `id` (ESP or AH, by the SA's
     /// type). EXPIREs caused by the traffic are appended to `expires`.
-    pub fn outbound(&mut self, db: &mut Sadb, id: SaId, pkt: &mut PacketBuf<'_>, now: Now, expires: &mut Vec<Message>) -> Verdict {
-        let Some(sa) = db.sa(id) else { return self.drop_global(DropReason::NoSa) };
+    pub fn outbound(
+        &mut self,
+        db: &mut Sadb,
+        id: SaId,
+        pkt: &mut PacketBuf<'_>,
+        now: Now,
+        expires: &mut Vec<Message>,
+    ) -> Verdict {
+        let Some(sa) = db.sa(id) else {
+            return self.drop_global(DropReason::NoSa);
+        };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
             return self.drop_sa(id, DropReason::Expired);
         }
         // A transform left over from an SA that was replaced in this slot
         // must never be used (its keys are the old SA's).
-        let Some(tf) = self.transforms.get(id).and_then(Option::as_ref).filter(|t| t.serial == sa.serial) else {
+        let Some(tf) = self
+            .transforms
+            .get(id)
+            .and_then(Option::as_ref)
+            .filter(|t| t.serial == sa.serial)
+        else {
             return self.drop_global(DropReason::NoSa);
         };
         let seq = sa.seq_out.saturating_add(1);
         // RFC 4303 3.3.3 / RFC 4302 3.3.2: the counter never cycles; the SA
         // must be replaced first.
-        let limit = if tf.esn { u64::MAX } else { u64::from(u32::MAX) };
+        let limit = if tf.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         if sa.seq_out >= limit {
             expires.extend(db.expire_now(id, now));
             return self.drop_sa(id, DropReason::SeqOverflow);
@@ -140,7 +166,11 @@ impl Engine {
         }
         let r = if tf.esp {
             let mut iv = [0u8; 16];
-            let (iv_len, random) = tf.cipher.as_deref().map(|c| (c.iv_len(), c.icv_len() == 0 && c.block_len() > 4)).unwrap_or((0, false));
+            let (iv_len, random) = tf
+                .cipher
+                .as_deref()
+                .map(|c| (c.iv_len(), c.icv_len() == 0 && c.block_len() > 4))
+                .unwrap_or((0, false));
             if random {
                 // CBC needs an unpredictable IV (RFC 3602 2.3).
                 self.rng.fill_bytes(&mut iv[..iv_len]);
@@ -169,7 +199,13 @@ impl Engine {
     /// Verifies and removes ESP or AH from the received IP packet in `pkt`,
     /// following RFC 4303 3.4: SA lookup, replay check, ICV, decryption,
     /// then the replay window and lifetimes are updated.
-    pub fn inbound(&mut self, db: &mut Sadb, pkt: &mut PacketBuf<'_>, now: Now, expires: &mut Vec<Message>) -> Verdict {
+    pub fn inbound(
+        &mut self,
+        db: &mut Sadb,
+        pkt: &mut PacketBuf<'_>,
+        now: Now,
+        expires: &mut Vec<Message>,
+    ) -> Verdict {
         let found = match esp::classify(pkt.data()) {
             Ok(Classified::NotIpsec) => {
                 self.global.not_ipsec += 1;
@@ -183,15 +219,28 @@ impl Engine {
             Classified::Ah { ip, spi, seq, .. } => (satype::AH, spi, seq, ip.dst),
             Classified::NotIpsec => return Verdict::NotIpsec,
         };
-        let Some(id) = db.lookup(sa_type, spi, dst) else { return self.drop_global(DropReason::NoSa) };
-        let Some(sa) = db.sa(id) else { return self.drop_global(DropReason::NoSa) };
-        let Some(tf) = self.transforms.get(id).and_then(Option::as_ref).filter(|t| t.serial == sa.serial) else {
+        let Some(id) = db.lookup(sa_type, spi, dst) else {
+            return self.drop_global(DropReason::NoSa);
+        };
+        let Some(sa) = db.sa(id) else {
+            return self.drop_global(DropReason::NoSa);
+        };
+        let Some(tf) = self
+            .transforms
+            .get(id)
+            .and_then(Option::as_ref)
+            .filter(|t| t.serial == sa.serial)
+        else {
             return self.drop_global(DropReason::NoSa);
         };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
             return self.drop_sa(id, DropReason::Expired);
         }
-        let seq = if tf.esn { sa.replay.infer_esn(seq32) } else { u64::from(seq32) };
+        let seq = if tf.esn {
+            sa.replay.infer_esn(seq32)
+        } else {
+            u64::from(seq32)
+        };
         // RFC 4303 3.4.3: the window is checked before the ICV ...
         if let Err(e) = sa.replay.check(seq) {
             return self.drop_sa(id, replay_reason(e));

@@ -30,7 +30,12 @@ pub struct EspAt {
 pub enum Classified {
     Esp(EspAt),
     /// AH header at this offset.
-    Ah { ip: IpLayout, off: usize, spi: u32, seq: u32 },
+    Ah {
+        ip: IpLayout,
+        off: usize,
+        spi: u32,
+        seq: u32,
+    },
     /// Not IPsec (or an IKE packet on the NAT-T port): the host handles it.
     NotIpsec,
 }
@@ -40,20 +45,40 @@ pub enum Classified {
 /// refused here).
 pub fn classify(p: &[u8]) -> Result<Classified, DropReason> {
     let ip = layout(p).ok_or(DropReason::Malformed)?;
-    let be32 = |o: usize| p.get(o..o + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let be32 = |o: usize| {
+        p.get(o..o + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     match ip.next {
         proto::ESP | proto::AH if ip.fragment => Err(DropReason::Fragment),
         proto::ESP => {
-            let (spi, seq) = be32(ip.hdr_len).zip(be32(ip.hdr_len + 4)).ok_or(DropReason::Malformed)?;
-            Ok(Classified::Esp(EspAt { ip, off: ip.hdr_len, udp: false, spi, seq }))
+            let (spi, seq) = be32(ip.hdr_len)
+                .zip(be32(ip.hdr_len + 4))
+                .ok_or(DropReason::Malformed)?;
+            Ok(Classified::Esp(EspAt {
+                ip,
+                off: ip.hdr_len,
+                udp: false,
+                spi,
+                seq,
+            }))
         }
         proto::AH => {
-            let (spi, seq) = be32(ip.hdr_len + 4).zip(be32(ip.hdr_len + 8)).ok_or(DropReason::Malformed)?;
-            Ok(Classified::Ah { ip, off: ip.hdr_len, spi, seq })
+            let (spi, seq) = be32(ip.hdr_len + 4)
+                .zip(be32(ip.hdr_len + 8))
+                .ok_or(DropReason::Malformed)?;
+            Ok(Classified::Ah {
+                ip,
+                off: ip.hdr_len,
+                spi,
+                seq,
+            })
         }
         proto::UDP => {
             let u = ip.hdr_len;
-            let Some(h) = p.get(u..u + UDP_HDR) else { return Ok(Classified::NotIpsec) };
+            let Some(h) = p.get(u..u + UDP_HDR) else {
+                return Ok(Classified::NotIpsec);
+            };
             if u16::from_be_bytes([h[2], h[3]]) != NATT_PORT {
                 return Ok(Classified::NotIpsec);
             }
@@ -70,7 +95,13 @@ pub fn classify(p: &[u8]) -> Result<Classified, DropReason> {
                         return Err(DropReason::Fragment);
                     }
                     let seq = be32(u + UDP_HDR + 4).ok_or(DropReason::Malformed)?;
-                    Ok(Classified::Esp(EspAt { ip, off: u + UDP_HDR, udp: true, spi, seq }))
+                    Ok(Classified::Esp(EspAt {
+                        ip,
+                        off: u + UDP_HDR,
+                        udp: true,
+                        spi,
+                        seq,
+                    }))
                 }
             }
         }
@@ -95,7 +126,12 @@ fn aad(spi: u32, seq: u64, esn: bool, out: &mut [u8; 12]) -> usize {
 /// after the IP header, tunnel mode wraps the whole packet. `iv` must have
 /// the cipher's IV length (random for CBC, unique per packet for the
 /// counter modes).
-pub fn encap(tf: &Transform, seq: u64, iv: &[u8], pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
+pub fn encap(
+    tf: &Transform,
+    seq: u64,
+    iv: &[u8],
+    pkt: &mut PacketBuf<'_>,
+) -> Result<(), DropReason> {
     let cipher = tf.cipher.as_deref().ok_or(DropReason::Malformed)?;
     if iv.len() != cipher.iv_len() {
         return Err(DropReason::Malformed);
@@ -115,7 +151,8 @@ pub fn encap(tf: &Transform, seq: u64, iv: &[u8], pkt: &mut PacketBuf<'_>) -> Re
     let block = cipher.block_len().max(4);
     let pad = (block - (payload + 2) % block) % block;
     let icv = tf.icv_len();
-    pkt.push_back(pad + 2 + icv).map_err(|_| DropReason::NoRoom)?;
+    pkt.push_back(pad + 2 + icv)
+        .map_err(|_| DropReason::NoRoom)?;
     {
         let d = pkt.data_mut();
         let t = hdr_len + payload;
@@ -131,19 +168,29 @@ pub fn encap(tf: &Transform, seq: u64, iv: &[u8], pkt: &mut PacketBuf<'_>) -> Re
     let (esp_off, outer) = match tf.tunnel {
         Some(t) => {
             let outer_len = if t.dst.is_ipv6() { 40 } else { 20 };
-            pkt.push_front(outer_len + front).map_err(|_| DropReason::NoRoom)?;
+            pkt.push_front(outer_len + front)
+                .map_err(|_| DropReason::NoRoom)?;
             write_outer(&mut pkt.data_mut()[..outer_len], t.src, t.dst, tos);
             (outer_len + udp, outer_len)
         }
         None => {
-            pkt.insert_gap(hdr_len, front).map_err(|_| DropReason::NoRoom)?;
+            pkt.insert_gap(hdr_len, front)
+                .map_err(|_| DropReason::NoRoom)?;
             (hdr_len + udp, hdr_len)
         }
     };
     let v6 = pkt.data()[0] >> 4 == 6;
     let d = pkt.data_mut();
     // The protocol field of the header before ESP (or UDP).
-    let next_at = if tf.tunnel.is_some() { if v6 { 6 } else { 9 } } else { inner.next_at };
+    let next_at = if tf.tunnel.is_some() {
+        if v6 {
+            6
+        } else {
+            9
+        }
+    } else {
+        inner.next_at
+    };
     d[next_at] = if udp != 0 { proto::UDP } else { proto::ESP };
     if let Some((local, remote)) = tf.natt {
         let u = &mut d[outer..outer + UDP_HDR];
@@ -171,16 +218,27 @@ pub fn encap(tf: &Transform, seq: u64, iv: &[u8], pkt: &mut PacketBuf<'_>) -> Re
             aadbuf.extend(&a[..n]);
             aadbuf.extend(ivb);
             aadbuf.extend(body);
-            cipher.seal(ivb, aadbuf.get().ok_or(DropReason::NoRoom)?, &mut [], icv_out).map_err(|_| DropReason::BadIcv)?;
+            cipher
+                .seal(
+                    ivb,
+                    aadbuf.get().ok_or(DropReason::NoRoom)?,
+                    &mut [],
+                    icv_out,
+                )
+                .map_err(|_| DropReason::BadIcv)?;
         } else {
             let n = aad(tf.spi, seq, tf.esn, &mut a);
             let (ivb, body) = head[iv_at..].split_at_mut(iv.len());
-            cipher.seal(ivb, &a[..n], body, icv_out).map_err(|_| DropReason::BadIcv)?;
+            cipher
+                .seal(ivb, &a[..n], body, icv_out)
+                .map_err(|_| DropReason::BadIcv)?;
         }
     } else {
         {
             let (ivb, body) = head[iv_at..].split_at_mut(iv.len());
-            cipher.seal(ivb, &[], body, &mut []).map_err(|_| DropReason::BadIcv)?;
+            cipher
+                .seal(ivb, &[], body, &mut [])
+                .map_err(|_| DropReason::BadIcv)?;
         }
         if let Some(integ) = tf.integ.as_deref() {
             // RFC 4303 2.8 / 3.3.2: the ICV covers the ESP header, IV and
@@ -204,7 +262,11 @@ struct AadBuf {
 
 impl AadBuf {
     fn new() -> AadBuf {
-        AadBuf { buf: [0; 9216], len: 0, overflow: false }
+        AadBuf {
+            buf: [0; 9216],
+            len: 0,
+            overflow: false,
+        }
     }
     fn extend(&mut self, s: &[u8]) {
         match self.buf.get_mut(self.len..self.len + s.len()) {
@@ -260,7 +322,12 @@ pub(crate) fn write_outer(h: &mut [u8], src: IpAddr, dst: IpAddr, tos: u8) {
 /// Verifies and decrypts the ESP packet found by [`classify`] and turns it
 /// back into the packet the sender protected. `seq` is the full (ESN
 /// inferred) sequence number. Returns the next-header value.
-pub fn decap(tf: &Transform, at: &EspAt, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<u8, DropReason> {
+pub fn decap(
+    tf: &Transform,
+    at: &EspAt,
+    seq: u64,
+    pkt: &mut PacketBuf<'_>,
+) -> Result<u8, DropReason> {
     let cipher = tf.cipher.as_deref().ok_or(DropReason::Malformed)?;
     let iv_len = cipher.iv_len();
     let icv = tf.icv_len();
@@ -286,18 +353,31 @@ pub fn decap(tf: &Transform, at: &EspAt, seq: u64, pkt: &mut PacketBuf<'_>) -> R
             aadbuf.extend(&a[..n]);
             aadbuf.extend(ivb);
             aadbuf.extend(body);
-            cipher.open(ivb, aadbuf.get().ok_or(DropReason::Malformed)?, &mut [], icv_in).map_err(|_| DropReason::BadIcv)?;
+            cipher
+                .open(
+                    ivb,
+                    aadbuf.get().ok_or(DropReason::Malformed)?,
+                    &mut [],
+                    icv_in,
+                )
+                .map_err(|_| DropReason::BadIcv)?;
         } else {
-            cipher.open(ivb, &a[..n], body, icv_in).map_err(|_| DropReason::BadIcv)?;
+            cipher
+                .open(ivb, &a[..n], body, icv_in)
+                .map_err(|_| DropReason::BadIcv)?;
         }
     } else {
         if let Some(integ) = tf.integ.as_deref() {
             let hi = ((seq >> 32) as u32).to_be_bytes();
             let esn: &[u8] = if tf.esn { &hi } else { &[] };
-            integ.verify(&[&head[at.off..], esn], icv_in).map_err(|_| DropReason::BadIcv)?;
+            integ
+                .verify(&[&head[at.off..], esn], icv_in)
+                .map_err(|_| DropReason::BadIcv)?;
         }
         let (ivb, body) = head[at.off + ESP_HDR..].split_at_mut(iv_len);
-        cipher.open(ivb, &[], body, &[]).map_err(|_| DropReason::BadIcv)?;
+        cipher
+            .open(ivb, &[], body, &[])
+            .map_err(|_| DropReason::BadIcv)?;
     }
     let pad_len = usize::from(head[icv_at - 2]);
     let next = head[icv_at - 1];
@@ -307,13 +387,18 @@ pub fn decap(tf: &Transform, at: &EspAt, seq: u64, pkt: &mut PacketBuf<'_>) -> R
     // RFC 4303 2.4: the default padding is 1, 2, 3, ...; anything else
     // means a wrong key or a forged packet.
     let pad_at = icv_at - 2 - pad_len;
-    if head[pad_at..pad_at + pad_len].iter().enumerate().any(|(i, &b)| b != (i + 1) as u8) {
+    if head[pad_at..pad_at + pad_len]
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b != (i + 1) as u8)
+    {
         return Err(DropReason::BadPadding);
     }
     if next == proto::NONE {
         return Err(DropReason::Dummy);
     }
-    pkt.trim_back(icv + 2 + pad_len).map_err(|_| DropReason::Malformed)?;
+    pkt.trim_back(icv + 2 + pad_len)
+        .map_err(|_| DropReason::Malformed)?;
     restore(tf, pkt, &at.ip, at.off + ESP_HDR + iv_len, next, at.udp)?;
     Ok(next)
 }
@@ -336,7 +421,8 @@ pub(crate) fn restore(
             if next != proto::IPIP && next != proto::IPV6 {
                 return Err(DropReason::Malformed);
             }
-            pkt.pull_front(payload_at).map_err(|_| DropReason::Malformed)?;
+            pkt.pull_front(payload_at)
+                .map_err(|_| DropReason::Malformed)?;
             let inner = layout(pkt.data()).ok_or(DropReason::Malformed)?;
             if inner.v6 != (next == proto::IPV6) {
                 return Err(DropReason::Malformed);
@@ -348,7 +434,8 @@ pub(crate) fn restore(
             }
         }
         None => {
-            pkt.remove_gap(ip.hdr_len, payload_at - ip.hdr_len).map_err(|_| DropReason::Malformed)?;
+            pkt.remove_gap(ip.hdr_len, payload_at - ip.hdr_len)
+                .map_err(|_| DropReason::Malformed)?;
             let d = pkt.data_mut();
             d[ip.next_at] = next;
             fix_lengths(d, ip.v6);

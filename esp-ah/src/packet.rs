@@ -33,7 +33,11 @@ impl<'a> PacketBuf<'a> {
     pub fn load(buf: &'a mut [u8], data: &[u8]) -> Option<PacketBuf<'a>> {
         let end = HEADROOM.checked_add(data.len())?;
         buf.get_mut(HEADROOM..end)?.copy_from_slice(data);
-        Some(PacketBuf { buf, start: HEADROOM, end })
+        Some(PacketBuf {
+            buf,
+            start: HEADROOM,
+            end,
+        })
     }
 
     pub fn data(&self) -> &[u8] {
@@ -195,7 +199,15 @@ pub fn layout(p: &[u8]) -> Option<IpLayout> {
                     return None;
                 }
             }
-            Some(IpLayout { v6: true, hdr_len: off, next_at, next, src, dst, fragment })
+            Some(IpLayout {
+                v6: true,
+                hdr_len: off,
+                next_at,
+                next,
+                src,
+                dst,
+                fragment,
+            })
         }
         _ => None,
     }
@@ -219,7 +231,10 @@ pub fn fix_lengths(p: &mut [u8], v6: bool) {
 pub fn ipv4_checksum(h: &mut [u8]) {
     h[10] = 0;
     h[11] = 0;
-    let sum = etherparse::checksum::Sum16BitWords::new().add_slice(h).ones_complement().to_be();
+    let sum = etherparse::checksum::Sum16BitWords::new()
+        .add_slice(h)
+        .ones_complement()
+        .to_be();
     h[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
@@ -243,8 +258,16 @@ pub fn fix_l4_checksum(p: &mut [u8], l: &IpLayout) {
     let seg_len = p.len() - off;
     let mut sum = etherparse::checksum::Sum16BitWords::new();
     sum = match (l.src, l.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => sum.add_4bytes(s.octets()).add_4bytes(d.octets()).add_2bytes([0, next]).add_2bytes((seg_len as u16).to_be_bytes()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => sum.add_16bytes(s.octets()).add_16bytes(d.octets()).add_4bytes((seg_len as u32).to_be_bytes()).add_4bytes([0, 0, 0, next]),
+        (IpAddr::V4(s), IpAddr::V4(d)) => sum
+            .add_4bytes(s.octets())
+            .add_4bytes(d.octets())
+            .add_2bytes([0, next])
+            .add_2bytes((seg_len as u16).to_be_bytes()),
+        (IpAddr::V6(s), IpAddr::V6(d)) => sum
+            .add_16bytes(s.octets())
+            .add_16bytes(d.octets())
+            .add_4bytes((seg_len as u32).to_be_bytes())
+            .add_4bytes([0, 0, 0, next]),
         _ => return,
     };
     let mut c = sum.add_slice(&p[off..]).ones_complement().to_be();

@@ -101,38 +101,62 @@ impl Transform {
     /// Builds the transform of a stored SA: keys are expanded here, once.
     pub fn new(sa: &Sa, opts: SaOptions) -> Result<Transform, BuildError> {
         let esp = sa.satype == satype::ESP;
-        let auth = sa.auth().ok_or(BuildError::Unsupported("authentication algorithm id"))?;
+        let auth = sa
+            .auth()
+            .ok_or(BuildError::Unsupported("authentication algorithm id"))?;
         let integ = match (&sa.auth_key, auth) {
             (_, AuthAlg::None) => None,
             (Some(k), alg) => crypto::integrity(alg, k.expose(), opts.icv_len)?,
-            (None, _) => return Err(BuildError::Unsupported("authentication algorithm without a key")),
+            (None, _) => {
+                return Err(BuildError::Unsupported(
+                    "authentication algorithm without a key",
+                ))
+            }
         };
         let cipher = if esp {
-            let alg = sa.encr().ok_or(BuildError::Unsupported("encryption algorithm id"))?;
+            let alg = sa
+                .encr()
+                .ok_or(BuildError::Unsupported("encryption algorithm id"))?;
             let key = sa.encr_key.as_ref().map(|k| k.expose()).unwrap_or(&[]);
             if alg != EncrAlg::Null && key.is_empty() {
-                return Err(BuildError::Unsupported("encryption algorithm without a key"));
+                return Err(BuildError::Unsupported(
+                    "encryption algorithm without a key",
+                ));
             }
             Some(crypto::cipher(alg, key)?)
         } else {
             if integ.is_none() {
-                return Err(BuildError::Unsupported("AH without an authentication algorithm"));
+                return Err(BuildError::Unsupported(
+                    "AH without an authentication algorithm",
+                ));
             }
             None
         };
         // The manual: proto 4 or 41 plus inner addresses means tunnel mode.
         let tunnel_mode = matches!(sa.proto, 4 | 41) && sa.is_tunnel();
-        let tunnel = tunnel_mode.then_some(Tunnel { src: sa.src.ip, dst: sa.dst.ip });
+        let tunnel = tunnel_mode.then_some(Tunnel {
+            src: sa.src.ip,
+            dst: sa.dst.ip,
+        });
         let inner = match (tunnel_mode, sa.inner_src, sa.inner_dst) {
             (true, Some(s), Some(d)) => Some((
-                Selector { ip: s.ip, prefix_len: s.prefix_len },
-                Selector { ip: d.ip, prefix_len: d.prefix_len },
+                Selector {
+                    ip: s.ip,
+                    prefix_len: s.prefix_len,
+                },
+                Selector {
+                    ip: d.ip,
+                    prefix_len: d.prefix_len,
+                },
             )),
             _ => None,
         };
         let natt = (esp && sa.flags & (flags::X_NATT_LOC | flags::X_NATT_REM) != 0).then(|| {
             let port = |p: Option<u16>| p.filter(|&p| p != 0).unwrap_or(4500);
-            (port(sa.natt_loc.map(|e| e.port)), port(sa.natt_rem.map(|e| e.port)))
+            (
+                port(sa.natt_loc.map(|e| e.port)),
+                port(sa.natt_rem.map(|e| e.port)),
+            )
         });
         Ok(Transform {
             serial: sa.serial,

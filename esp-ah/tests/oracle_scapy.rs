@@ -30,7 +30,8 @@ fn oracle_available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        let msg = "SKIPPED: scapy oracle unavailable (python3 with scapy and cryptography not found); \
+        let msg =
+            "SKIPPED: scapy oracle unavailable (python3 with scapy and cryptography not found); \
                    install with: pip install -r tests/oracle/requirements.txt";
         if std::env::var_os("IPSEC_REQUIRE_ORACLES").is_some() {
             panic!("{msg}");
@@ -44,14 +45,23 @@ fn run_oracle(mode: &str, cases: &[Value]) -> Vec<Value> {
     let dir = std::env::temp_dir().join(format!("ipsec-oracle-{}-{mode}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("cases.json");
-    std::fs::write(&file, serde_json::to_vec(&json!({ "cases": cases })).expect("json")).expect("write cases");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&json!({ "cases": cases })).expect("json"),
+    )
+    .expect("write cases");
     let out = Command::new("python3")
         .arg(repo().join("tests/oracle/scapy_ipsec.py"))
         .arg(mode)
         .arg(&file)
         .output()
         .expect("run scapy oracle");
-    assert!(out.status.success(), "oracle exited {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oracle exited {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
     let _ = std::fs::remove_dir_all(&dir);
     v["results"].as_array().cloned().unwrap_or_default()
@@ -114,29 +124,58 @@ fn cases() -> Vec<Case> {
     ];
     let layouts = [
         ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2", false),
-        ("2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", false),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::1",
+            "2001:db8::2",
+            false,
+        ),
         ("10.0.0.1", "10.0.0.2", "172.16.1.5", "172.16.2.9", true),
-        ("2001:db8::1", "2001:db8::2", "2001:db8:a::5", "2001:db8:b::9", true),
-        ("10.0.0.1", "10.0.0.2", "2001:db8:a::5", "2001:db8:b::9", true),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+        ),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+        ),
     ];
     let mut out = Vec::new();
     let mut spi = 0x5000;
-    let mut push = |mut spec: SaSpec, esn: bool, is: &'static str, id: &'static str, tunnel: bool| {
-        spi += 1;
-        spec.spi = spi;
-        if tunnel {
-            let p = |a: &str| if ip(a).is_ipv4() { 24 } else { 64 };
-            spec.tunnel = Some(((ip(is), p(is)), (ip(id), p(id))));
-        }
-        let name = format!(
-            "{} {:?}/{:?} {is}->{id} tunnel={tunnel} esn={esn} natt={}",
-            if spec.satype == satype::ESP { "esp" } else { "ah" },
-            spec.encr,
-            spec.auth,
-            spec.natt
-        );
-        out.push(Case { spec, esn, isrc: is, idst: id, name });
-    };
+    let mut push =
+        |mut spec: SaSpec, esn: bool, is: &'static str, id: &'static str, tunnel: bool| {
+            spi += 1;
+            spec.spi = spi;
+            if tunnel {
+                let p = |a: &str| if ip(a).is_ipv4() { 24 } else { 64 };
+                spec.tunnel = Some(((ip(is), p(is)), (ip(id), p(id))));
+            }
+            let name = format!(
+                "{} {:?}/{:?} {is}->{id} tunnel={tunnel} esn={esn} natt={}",
+                if spec.satype == satype::ESP {
+                    "esp"
+                } else {
+                    "ah"
+                },
+                spec.encr,
+                spec.auth,
+                spec.natt
+            );
+            out.push(Case {
+                spec,
+                esn,
+                isrc: is,
+                idst: id,
+                name,
+            });
+        };
     for (encr, auth) in esp_algs {
         for (os, od, is, id, tunnel) in layouts {
             for esn in [false, true] {
@@ -148,7 +187,13 @@ fn cases() -> Vec<Case> {
         push(s.clone(), false, "10.0.0.1", "10.0.0.2", false);
         push(s, false, "172.16.1.5", "172.16.2.9", true);
     }
-    for auth in [AuthAlg::HmacMd5, AuthAlg::HmacSha1, AuthAlg::HmacSha256, AuthAlg::HmacSha384, AuthAlg::HmacSha512] {
+    for auth in [
+        AuthAlg::HmacMd5,
+        AuthAlg::HmacSha1,
+        AuthAlg::HmacSha256,
+        AuthAlg::HmacSha384,
+        AuthAlg::HmacSha512,
+    ] {
         for (os, od, is, id, tunnel) in layouts {
             for esn in [false, true] {
                 push(SaSpec::ah(0, os, od, auth), esn, is, id, tunnel);
@@ -188,7 +233,10 @@ fn case_json(c: &Case, seq: u64, plain: &[u8], protected: Option<&[u8]>) -> Valu
 }
 
 fn hosts(c: &Case) -> (Host, sadb::SaId, Host, sadb::SaId) {
-    let opts = SaOptions { esn: c.esn, icv_len: None };
+    let opts = SaOptions {
+        esn: c.esn,
+        icv_len: None,
+    };
     let mut a = Host::new(&c.spec.src.to_string());
     let mut b = Host::new(&c.spec.dst.to_string());
     let oid = a.add(&c.spec, opts);
@@ -209,7 +257,10 @@ fn scapy_verifies_what_we_send_and_we_verify_what_scapy_sends() {
     if !oracle_available() {
         return;
     }
-    let cases: Vec<Case> = cases().into_iter().filter(|c| c.spec.satype == satype::AH || crypt_name(c.spec.encr).is_some()).collect();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.spec.satype == satype::AH || crypt_name(c.spec.encr).is_some())
+        .collect();
     let plain_of = |c: &Case| udp_packet(c.isrc, c.idst, format!("oracle {}", c.name).as_bytes());
 
     // 1. Ours -> scapy.
@@ -217,7 +268,9 @@ fn scapy_verifies_what_we_send_and_we_verify_what_scapy_sends() {
     for c in &cases {
         let (mut a, oid, _, _) = hosts(c);
         let plain = plain_of(c);
-        let wire = a.send(oid, &plain).unwrap_or_else(|v| panic!("{}: {v:?}", c.name));
+        let wire = a
+            .send(oid, &plain)
+            .unwrap_or_else(|v| panic!("{}: {v:?}", c.name));
         let seq = if c.esn { ESN_SEQ } else { 1 };
         ours.push(case_json(c, seq, &plain, Some(&wire)));
     }
@@ -229,7 +282,12 @@ fn scapy_verifies_what_we_send_and_we_verify_what_scapy_sends() {
             failures.push(format!("{}: {}", r["name"], r["detail"]));
         }
     }
-    assert!(failures.is_empty(), "scapy refused {} of our packets:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "scapy refused {} of our packets:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // 2. scapy -> ours.
     let mut theirs = Vec::new();
@@ -240,16 +298,29 @@ fn scapy_verifies_what_we_send_and_we_verify_what_scapy_sends() {
     let made = run_oracle("make", &theirs);
     assert_eq!(made.len(), cases.len());
     for (c, m) in cases.iter().zip(&made) {
-        assert_eq!(m["ok"], json!(true), "scapy could not make {}: {}", c.name, m["detail"]);
+        assert_eq!(
+            m["ok"],
+            json!(true),
+            "scapy could not make {}: {}",
+            c.name,
+            m["detail"]
+        );
         let wire = hex::decode(m["protected"].as_str().unwrap_or_default()).expect("hex");
         let (_, _, mut b, iid) = hosts(c);
         // A flipped byte in the protected tail is refused and counted ...
         let mut bad = wire.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0x80;
-        assert_eq!(b.receive(&bad), Err(Verdict::Drop(DropReason::BadIcv)), "{}", c.name);
+        assert_eq!(
+            b.receive(&bad),
+            Err(Verdict::Drop(DropReason::BadIcv)),
+            "{}",
+            c.name
+        );
         // ... and the intact packet is accepted and restored.
-        let got = b.receive(&wire).unwrap_or_else(|v| panic!("{}: we refused scapy's packet: {v:?}", c.name));
+        let got = b
+            .receive(&wire)
+            .unwrap_or_else(|v| panic!("{}: we refused scapy's packet: {v:?}", c.name));
         let plain = plain_of(c);
         if c.spec.tunnel.is_some() {
             assert_eq!(hex::encode(&got), hex::encode(&plain), "{}", c.name);
@@ -257,11 +328,21 @@ fn scapy_verifies_what_we_send_and_we_verify_what_scapy_sends() {
             // Transport mode: compare what follows the IP header (scapy
             // rebuilds lengths and checksums its own way).
             let hl = if plain[0] >> 4 == 4 { 20 } else { 40 };
-            assert_eq!(hex::encode(&got[hl..]), hex::encode(&plain[hl..]), "{}", c.name);
+            assert_eq!(
+                hex::encode(&got[hl..]),
+                hex::encode(&plain[hl..]),
+                "{}",
+                c.name
+            );
             assert_eq!(&got[..2], &plain[..2], "{}", c.name);
         }
         let ctr = &b.engine.transform(iid).expect("tf").counters;
-        assert_eq!((ctr.packets_in, ctr.dropped(DropReason::BadIcv)), (1, 1), "{}", c.name);
+        assert_eq!(
+            (ctr.packets_in, ctr.dropped(DropReason::BadIcv)),
+            (1, 1),
+            "{}",
+            c.name
+        );
     }
     eprintln!("scapy oracle: {} cases each way agreed", cases.len());
 }

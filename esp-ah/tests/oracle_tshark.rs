@@ -49,7 +49,11 @@ use esp_ah::SaOptions;
 use sadb::alg::{AuthAlg, EncrAlg};
 
 fn oracle_available() -> bool {
-    let ok = Command::new("tshark").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         let msg = "SKIPPED: tshark oracle unavailable (tshark not found); install with: apt-get install tshark";
         if std::env::var_os("IPSEC_REQUIRE_ORACLES").is_some() {
@@ -58,39 +62,6 @@ fn oracle_available() -> bool {
         eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
     }
     ok
-}
-
-/// Wireshark's name for our encryption algorithm in the `esp_sa` table
-/// (`esp_encryption_type_vals`), or `None` when it has no such choice.
-fn ws_encr(e: EncrAlg) -> Option<&'static str> {
-    Some(match e {
-        EncrAlg::Null => "NULL",
-        EncrAlg::DesCbc => "DES-CBC [RFC2405]",
-        EncrAlg::TripleDesCbc => "TripleDES-CBC [RFC2451]",
-        EncrAlg::BlowfishCbc => "BLOWFISH-CBC [RFC2451]",
-        EncrAlg::AesCbc => "AES-CBC [RFC3602]",
-        EncrAlg::AesCtr => "AES-CTR [RFC3686]",
-        EncrAlg::AesGcm8 => "AES-GCM with 8 octet ICV [RFC4106]",
-        EncrAlg::AesGcm12 => "AES-GCM with 12 octet ICV [RFC4106]",
-        EncrAlg::AesGcm16 => "AES-GCM with 16 octet ICV [RFC4106]",
-        // See the module comment.
-        EncrAlg::None | EncrAlg::AesCcm8 | EncrAlg::AesCcm12 | EncrAlg::AesCcm16 | EncrAlg::AesGmac | EncrAlg::ChaCha20Poly1305 => {
-            return None
-        }
-    })
-}
-
-/// Wireshark's name for our authentication algorithm
-/// (`esp_authentication_type_vals`).
-fn ws_auth(a: AuthAlg) -> &'static str {
-    match a {
-        AuthAlg::None => "NULL",
-        AuthAlg::HmacMd5 => "HMAC-MD5-96 [RFC2403]",
-        AuthAlg::HmacSha1 => "HMAC-SHA-1-96 [RFC2404]",
-        AuthAlg::HmacSha256 => "HMAC-SHA-256-128 [RFC4868]",
-        AuthAlg::HmacSha384 => "HMAC-SHA-384-192 [RFC4868]",
-        AuthAlg::HmacSha512 => "HMAC-SHA-512-256 [RFC4868]",
-    }
 }
 
 /// Cases where tshark disagrees because OUR ENGINE is wrong: (case name,
@@ -109,7 +80,13 @@ fn cases() -> Vec<Case> {
     // Every cipher Wireshark knows with every HMAC, AES at each key size;
     // AEAD with NULL authentication (Wireshark refuses anything else).
     let mut algs: Vec<(EncrAlg, usize, AuthAlg)> = Vec::new();
-    let hmacs = [AuthAlg::HmacMd5, AuthAlg::HmacSha1, AuthAlg::HmacSha256, AuthAlg::HmacSha384, AuthAlg::HmacSha512];
+    let hmacs = [
+        AuthAlg::HmacMd5,
+        AuthAlg::HmacSha1,
+        AuthAlg::HmacSha256,
+        AuthAlg::HmacSha384,
+        AuthAlg::HmacSha512,
+    ];
     for (encr, bits) in [
         (EncrAlg::Null, 0),
         (EncrAlg::DesCbc, 64),
@@ -134,13 +111,55 @@ fn cases() -> Vec<Case> {
     // (outer src, outer dst, inner src, inner dst, tunnel, NAT-T)
     let layouts = [
         ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2", false, false),
-        ("2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", false, false),
-        ("10.0.0.1", "10.0.0.2", "172.16.1.5", "172.16.2.9", true, false),
-        ("2001:db8::1", "2001:db8::2", "2001:db8:a::5", "2001:db8:b::9", true, false),
-        ("10.0.0.1", "10.0.0.2", "2001:db8:a::5", "2001:db8:b::9", true, false),
-        ("2001:db8::1", "2001:db8::2", "172.16.1.5", "172.16.2.9", true, false),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::1",
+            "2001:db8::2",
+            false,
+            false,
+        ),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            "172.16.1.5",
+            "172.16.2.9",
+            true,
+            false,
+        ),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+            false,
+        ),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+            false,
+        ),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "172.16.1.5",
+            "172.16.2.9",
+            true,
+            false,
+        ),
         ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2", false, true),
-        ("10.0.0.1", "10.0.0.2", "172.16.1.5", "172.16.2.9", true, true),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            "172.16.1.5",
+            "172.16.2.9",
+            true,
+            true,
+        ),
     ];
     let mut out = Vec::new();
     let mut spi = 0x7000;
@@ -155,7 +174,12 @@ fn cases() -> Vec<Case> {
                 spec.tunnel = Some(((ip(is), p(is)), (ip(id), p(id))));
             }
             let name = format!("esp {encr:?}-{bits}/{auth:?} {is}->{id} via {os}->{od} tunnel={tunnel} natt={natt}");
-            out.push(Case { spec, isrc: is, idst: id, name });
+            out.push(Case {
+                spec,
+                isrc: is,
+                idst: id,
+                name,
+            });
         }
     }
     out
@@ -165,16 +189,22 @@ fn cases() -> Vec<Case> {
 /// encryption key, authentication, authentication key; each a quoted
 /// string, keys as 0x-prefixed hex.
 fn uat_line(s: &SaSpec, encr_key: &[u8], auth_key: &[u8]) -> String {
-    let hexkey = |k: &[u8]| if k.is_empty() { String::new() } else { format!("0x{}", hex::encode(k)) };
+    let hexkey = |k: &[u8]| {
+        if k.is_empty() {
+            String::new()
+        } else {
+            format!("0x{}", hex::encode(k))
+        }
+    };
     format!(
         "\"{}\",\"{}\",\"{}\",\"0x{:08x}\",\"{}\",\"{}\",\"{}\",\"{}\"\n",
         if s.src.is_ipv4() { "IPv4" } else { "IPv6" },
         s.src,
         s.dst,
         s.spi,
-        ws_encr(s.encr).expect("Wireshark algorithm"),
+        s.encr.wireshark_name().expect("Wireshark algorithm"),
         hexkey(encr_key),
-        ws_auth(s.auth),
+        s.auth.wireshark_name(),
         hexkey(auth_key),
     )
 }
@@ -199,8 +229,16 @@ fn write_pcap(path: &Path, packets: &[Vec<u8>]) {
     std::fs::write(path, f).expect("write pcap");
 }
 
-const FIELDS: &[&str] =
-    &["frame.number", "esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "esp.protocol", "esp.contained_data", "frame.protocols"];
+const FIELDS: &[&str] = &[
+    "frame.number",
+    "esp.spi",
+    "esp.sequence",
+    "esp.icv_good",
+    "esp.icv_bad",
+    "esp.protocol",
+    "esp.contained_data",
+    "frame.protocols",
+];
 
 /// Runs tshark over `pcap` with the SAs of `uat` and returns, per frame
 /// number, the FIELDS by name (values of repeated fields joined by ',').
@@ -209,29 +247,58 @@ fn run_tshark(dir: &Path, pcap: &Path, uat: &str) -> HashMap<u32, HashMap<&'stat
     // the user's profile.
     let conf = dir.join("config");
     std::fs::create_dir_all(&conf).expect("config dir");
-    std::fs::write(conf.join("esp_sa"), format!("# This file is automatically generated, DO NOT MODIFY.\n{uat}")).expect("write esp_sa");
+    std::fs::write(
+        conf.join("esp_sa"),
+        format!("# This file is automatically generated, DO NOT MODIFY.\n{uat}"),
+    )
+    .expect("write esp_sa");
     let mut cmd = Command::new("tshark");
     cmd.env("WIRESHARK_CONFIG_DIR", &conf)
         .args(["-n", "-r"])
         .arg(pcap)
-        .args(["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"])
-        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]);
+        .args([
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+        ]);
     for f in FIELDS {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("run tshark");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tshark exited {:?}: {stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "tshark exited {:?}: {stderr}",
+        out.status
+    );
     // Wireshark reports an esp_sa line it cannot load ("Error loading table
     // 'ESP SAs'"), bad key lengths and cipher failures (dissector bugs) on
     // stderr, exiting 0: any of those means our table or packets are wrong.
     let lower = stderr.to_lowercase();
-    assert!(!lower.contains("error") && !lower.contains("dissector bug"), "tshark complained: {stderr}");
+    assert!(
+        !lower.contains("error") && !lower.contains("dissector bug"),
+        "tshark complained: {stderr}"
+    );
     let mut frames = HashMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let vals: Vec<&str> = line.split('|').collect();
         assert_eq!(vals.len(), FIELDS.len(), "tshark line {line:?}");
-        let m: HashMap<&'static str, String> = FIELDS.iter().copied().zip(vals.iter().map(|v| v.to_string())).collect();
+        let m: HashMap<&'static str, String> = FIELDS
+            .iter()
+            .copied()
+            .zip(vals.iter().map(|v| v.to_string()))
+            .collect();
         let n = m["frame.number"].parse().expect("frame number");
         frames.insert(n, m);
     }
@@ -253,13 +320,17 @@ struct Expect {
 /// Differences between tshark's view of a frame and what we expect.
 fn check(e: &Expect, f: Option<&HashMap<&'static str, String>>) -> Result<(), String> {
     let f = f.ok_or("no output line for the frame")?;
-    let spi = u32::from_str_radix(f["esp.spi"].trim_start_matches("0x"), 16).map_err(|_| format!("esp.spi {:?}", f["esp.spi"]))?;
+    let spi = u32::from_str_radix(f["esp.spi"].trim_start_matches("0x"), 16)
+        .map_err(|_| format!("esp.spi {:?}", f["esp.spi"]))?;
     if spi != e.spi {
         return Err(format!("esp.spi {:#x}, expected {:#x}", spi, e.spi));
     }
     let protos = &f["frame.protocols"];
     if protos.contains(":udp:udpencap:esp") != e.natt || !protos.contains(":esp") {
-        return Err(format!("frame.protocols {protos:?}, expected ESP{}", if e.natt { " in UDP" } else { "" }));
+        return Err(format!(
+            "frame.protocols {protos:?}, expected ESP{}",
+            if e.natt { " in UDP" } else { "" }
+        ));
     }
     if f["esp.sequence"] != "1" {
         return Err(format!("esp.sequence {:?}, expected 1", f["esp.sequence"]));
@@ -268,11 +339,16 @@ fn check(e: &Expect, f: Option<&HashMap<&'static str, String>>) -> Result<(), St
     match &e.good {
         Some((inner, next)) => {
             if (good, bad) != ("1", "0") {
-                return Err(format!("esp.icv_good={good:?} esp.icv_bad={bad:?}, expected 1/0"));
+                return Err(format!(
+                    "esp.icv_good={good:?} esp.icv_bad={bad:?}, expected 1/0"
+                ));
             }
             let got = &f["esp.contained_data"];
             if *got != hex::encode(inner) {
-                return Err(format!("esp.contained_data {got}\n    expected           {}", hex::encode(inner)));
+                return Err(format!(
+                    "esp.contained_data {got}\n    expected           {}",
+                    hex::encode(inner)
+                ));
             }
             let p = &f["esp.protocol"];
             if u8::from_str_radix(p.trim_start_matches("0x"), 16).ok() != Some(*next) {
@@ -281,7 +357,9 @@ fn check(e: &Expect, f: Option<&HashMap<&'static str, String>>) -> Result<(), St
         }
         None => {
             if (good, bad) != ("0", "1") {
-                return Err(format!("esp.icv_good={good:?} esp.icv_bad={bad:?}, expected 0/1 (a bad ICV)"));
+                return Err(format!(
+                    "esp.icv_good={good:?} esp.icv_bad={bad:?}, expected 0/1 (a bad ICV)"
+                ));
             }
         }
     }
@@ -301,7 +379,9 @@ fn tshark_decrypts_and_verifies_what_we_send() {
         let mut a = Host::new(&c.spec.src.to_string());
         let id = a.add(&c.spec, SaOptions::default());
         let plain = udp_packet(c.isrc, c.idst, format!("tshark {}", c.name).as_bytes());
-        let wire = a.send(id, &plain).unwrap_or_else(|v| panic!("{}: our engine refused to send: {v:?}", c.name));
+        let wire = a
+            .send(id, &plain)
+            .unwrap_or_else(|v| panic!("{}: our engine refused to send: {v:?}", c.name));
         let (inner, next) = if c.spec.tunnel.is_some() {
             (plain.clone(), if ip(c.isrc).is_ipv4() { 4 } else { 41 })
         } else {
@@ -309,15 +389,30 @@ fn tshark_decrypts_and_verifies_what_we_send() {
             (plain[hl..].to_vec(), 17)
         };
         uat.push_str(&uat_line(&c.spec, &c.spec.encr_key, &c.spec.auth_key));
-        let known_failure = KNOWN_ENGINE_FAILURES.iter().find(|(n, _)| *n == c.name).map(|(_, why)| *why);
+        let known_failure = KNOWN_ENGINE_FAILURES
+            .iter()
+            .find(|(n, _)| *n == c.name)
+            .map(|(_, why)| *why);
         packets.push(wire);
-        expects.push(Expect { name: c.name.clone(), spi: c.spec.spi, natt: c.spec.natt, good: Some((inner, next)), known_failure });
+        expects.push(Expect {
+            name: c.name.clone(),
+            spi: c.spec.spi,
+            natt: c.spec.natt,
+            good: Some((inner, next)),
+            known_failure,
+        });
     }
 
     // Negative controls, so the test can fail.
     // 1. A flipped byte in the ICV of an HMAC packet and of a GCM packet.
-    for (encr, auth) in [(EncrAlg::AesCbc, AuthAlg::HmacSha256), (EncrAlg::AesGcm16, AuthAlg::None)] {
-        let i = cases.iter().position(|c| c.spec.encr == encr && c.spec.auth == auth).expect("case");
+    for (encr, auth) in [
+        (EncrAlg::AesCbc, AuthAlg::HmacSha256),
+        (EncrAlg::AesGcm16, AuthAlg::None),
+    ] {
+        let i = cases
+            .iter()
+            .position(|c| c.spec.encr == encr && c.spec.auth == auth)
+            .expect("case");
         let c = &cases[i];
         let mut bad = packets[i].clone();
         let last = bad.len() - 1;
@@ -333,11 +428,16 @@ fn tshark_decrypts_and_verifies_what_we_send() {
     }
     // 2. SAs whose Wireshark entry has a wrong key: the authentication key
     //    of an HMAC SA, the encryption key of a GCM SA.
-    for (spi, encr, auth) in [(0x7ff1, EncrAlg::AesCbc, AuthAlg::HmacSha1), (0x7ff2, EncrAlg::AesGcm16, AuthAlg::None)] {
+    for (spi, encr, auth) in [
+        (0x7ff1, EncrAlg::AesCbc, AuthAlg::HmacSha1),
+        (0x7ff2, EncrAlg::AesGcm16, AuthAlg::None),
+    ] {
         let spec = SaSpec::esp(spi, "10.0.0.1", "10.0.0.2", encr, auth);
         let mut a = Host::new("10.0.0.1");
         let id = a.add(&spec, SaOptions::default());
-        let wire = a.send(id, &udp_packet("10.0.0.1", "10.0.0.2", b"wrong key")).expect("send");
+        let wire = a
+            .send(id, &udp_packet("10.0.0.1", "10.0.0.2", b"wrong key"))
+            .expect("send");
         let (mut ek, mut ak) = (spec.encr_key.clone(), spec.auth_key.clone());
         if auth == AuthAlg::None {
             ek[0] ^= 0x01;
@@ -383,6 +483,14 @@ fn tshark_decrypts_and_verifies_what_we_send() {
         dir.display(),
         failures.join("\n")
     );
-    assert!(now_pass.is_empty(), "known engine failures now pass; remove them from KNOWN_ENGINE_FAILURES:\n{}", now_pass.join("\n"));
-    eprintln!("tshark oracle: {} cases verified and decrypted, {} negative controls refused", cases.len(), expects.len() - cases.len());
+    assert!(
+        now_pass.is_empty(),
+        "known engine failures now pass; remove them from KNOWN_ENGINE_FAILURES:\n{}",
+        now_pass.join("\n")
+    );
+    eprintln!(
+        "tshark oracle: {} cases verified and decrypted, {} negative controls refused",
+        cases.len(),
+        expects.len() - cases.len()
+    );
 }

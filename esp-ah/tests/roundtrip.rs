@@ -34,16 +34,51 @@ fn encr_algs() -> Vec<(EncrAlg, AuthAlg)> {
 fn layouts() -> Vec<(&'static str, &'static str, &'static str, &'static str, bool)> {
     vec![
         ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.2", false),
-        ("2001:db8::1", "2001:db8::2", "2001:db8::1", "2001:db8::2", false),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::1",
+            "2001:db8::2",
+            false,
+        ),
         ("10.0.0.1", "10.0.0.2", "172.16.1.5", "172.16.2.9", true),
-        ("2001:db8::1", "2001:db8::2", "2001:db8:a::5", "2001:db8:b::9", true),
-        ("10.0.0.1", "10.0.0.2", "2001:db8:a::5", "2001:db8:b::9", true),
-        ("2001:db8::1", "2001:db8::2", "172.16.1.5", "172.16.2.9", true),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+        ),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+        ),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "172.16.1.5",
+            "172.16.2.9",
+            true,
+        ),
     ]
 }
 
-fn run_case(mut spec: SaSpec, opts: SaOptions, osrc: &str, odst: &str, isrc: &str, idst: &str, tunnel: bool) {
-    let name = format!("{:?}/{:?} {}->{} tunnel={tunnel} esn={} natt={}", spec.encr, spec.auth, isrc, idst, opts.esn, spec.natt);
+fn run_case(
+    mut spec: SaSpec,
+    opts: SaOptions,
+    osrc: &str,
+    odst: &str,
+    isrc: &str,
+    idst: &str,
+    tunnel: bool,
+) {
+    let name = format!(
+        "{:?}/{:?} {}->{} tunnel={tunnel} esn={} natt={}",
+        spec.encr, spec.auth, isrc, idst, opts.esn, spec.natt
+    );
     if tunnel {
         let pfx = |a: &str| if ip(a).is_ipv4() { 24 } else { 64 };
         spec.tunnel = Some(((ip(isrc), pfx(isrc)), (ip(idst), pfx(idst))));
@@ -55,29 +90,64 @@ fn run_case(mut spec: SaSpec, opts: SaOptions, osrc: &str, odst: &str, isrc: &st
     for (n, size) in [0usize, 1, 13, 200, 1400].into_iter().enumerate() {
         let payload: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
         let clear = udp_packet(isrc, idst, &payload);
-        let wire = a.send(out_id, &clear).unwrap_or_else(|v| panic!("{name}: send {v:?}"));
+        let wire = a
+            .send(out_id, &clear)
+            .unwrap_or_else(|v| panic!("{name}: send {v:?}"));
         assert_ne!(wire, clear, "{name}");
-        if !matches!(spec.encr, EncrAlg::Null | EncrAlg::AesGmac) && spec.satype == sadb::pfkey::satype::ESP && size > 8 {
-            assert!(!wire.windows(8).any(|w| w == &payload[..8]), "{name}: payload visible on the wire");
+        if !matches!(spec.encr, EncrAlg::Null | EncrAlg::AesGmac)
+            && spec.satype == sadb::pfkey::satype::ESP
+            && size > 8
+        {
+            assert!(
+                !wire.windows(8).any(|w| w == &payload[..8]),
+                "{name}: payload visible on the wire"
+            );
         }
-        let got = b.receive(&wire).unwrap_or_else(|v| panic!("{name}: size {size}: receive {v:?}"));
-        assert_eq!(hex::encode(&got), hex::encode(&clear), "{name}: size {size}");
+        let got = b
+            .receive(&wire)
+            .unwrap_or_else(|v| panic!("{name}: size {size}: receive {v:?}"));
+        assert_eq!(
+            hex::encode(&got),
+            hex::encode(&clear),
+            "{name}: size {size}"
+        );
         // The same packet again is a replay.
-        assert_eq!(b.receive(&wire), Err(Verdict::Drop(DropReason::Replay)), "{name}");
+        assert_eq!(
+            b.receive(&wire),
+            Err(Verdict::Drop(DropReason::Replay)),
+            "{name}"
+        );
         // One flipped byte in a fresh packet is refused, and the refusal
         // does not move the replay window (RFC 4303 3.4.3): the intact
         // packet is still accepted afterwards.
-        let wire2 = a.send(out_id, &clear).unwrap_or_else(|v| panic!("{name}: send {v:?}"));
+        let wire2 = a
+            .send(out_id, &clear)
+            .unwrap_or_else(|v| panic!("{name}: send {v:?}"));
         for at in [wire2.len() - 1, wire2.len() - 9] {
             let mut bad = wire2.clone();
             bad[at.min(wire2.len() - 1)] ^= 0x01;
-            assert_eq!(b.receive(&bad), Err(Verdict::Drop(DropReason::BadIcv)), "{name}: flipped byte at {at}");
+            assert_eq!(
+                b.receive(&bad),
+                Err(Verdict::Drop(DropReason::BadIcv)),
+                "{name}: flipped byte at {at}"
+            );
         }
         assert_eq!(b.receive(&wire2).map(|g| g == clear), Ok(true), "{name}");
     }
     let c = &b.engine.transform(in_id).expect("transform").counters;
-    assert_eq!((c.packets_in, c.dropped(DropReason::Replay), c.dropped(DropReason::BadIcv)), (10, 5, 10), "{name}");
-    assert_eq!(a.engine.transform(out_id).expect("tf").counters.packets_out, 10);
+    assert_eq!(
+        (
+            c.packets_in,
+            c.dropped(DropReason::Replay),
+            c.dropped(DropReason::BadIcv)
+        ),
+        (10, 5, 10),
+        "{name}"
+    );
+    assert_eq!(
+        a.engine.transform(out_id).expect("tf").counters.packets_out,
+        10
+    );
     // The SADB saw the traffic: bytes and first use.
     let sa = b.db.sa(in_id).expect("sa");
     assert!(sa.bytes > 0 && sa.use_time == NOW, "{name}: accounting");
@@ -92,7 +162,15 @@ fn esp_every_algorithm_every_mode() {
         for (os, od, is, id, tunnel) in layouts() {
             for esn in [false, true] {
                 let spec = SaSpec::esp(0x1000, os, od, encr, auth);
-                run_case(spec, SaOptions { esn, icv_len: None }, os, od, is, id, tunnel);
+                run_case(
+                    spec,
+                    SaOptions { esn, icv_len: None },
+                    os,
+                    od,
+                    is,
+                    id,
+                    tunnel,
+                );
             }
         }
     }
@@ -100,23 +178,52 @@ fn esp_every_algorithm_every_mode() {
 
 #[test]
 fn esp_in_udp_nat_traversal() {
-    for (encr, auth) in [(EncrAlg::AesCbc, AuthAlg::HmacSha1), (EncrAlg::AesGcm16, AuthAlg::None)] {
+    for (encr, auth) in [
+        (EncrAlg::AesCbc, AuthAlg::HmacSha1),
+        (EncrAlg::AesGcm16, AuthAlg::None),
+    ] {
         for tunnel in [false, true] {
             let mut spec = SaSpec::esp(0x2000, "10.0.0.1", "10.0.0.2", encr, auth);
             spec.natt = true;
-            let (is, id) = if tunnel { ("172.16.1.5", "172.16.2.9") } else { ("10.0.0.1", "10.0.0.2") };
-            run_case(spec.clone(), SaOptions::default(), "10.0.0.1", "10.0.0.2", is, id, tunnel);
+            let (is, id) = if tunnel {
+                ("172.16.1.5", "172.16.2.9")
+            } else {
+                ("10.0.0.1", "10.0.0.2")
+            };
+            run_case(
+                spec.clone(),
+                SaOptions::default(),
+                "10.0.0.1",
+                "10.0.0.2",
+                is,
+                id,
+                tunnel,
+            );
         }
     }
 }
 
 #[test]
 fn ah_every_algorithm_every_mode() {
-    for auth in [AuthAlg::HmacMd5, AuthAlg::HmacSha1, AuthAlg::HmacSha256, AuthAlg::HmacSha384, AuthAlg::HmacSha512] {
+    for auth in [
+        AuthAlg::HmacMd5,
+        AuthAlg::HmacSha1,
+        AuthAlg::HmacSha256,
+        AuthAlg::HmacSha384,
+        AuthAlg::HmacSha512,
+    ] {
         for (os, od, is, id, tunnel) in layouts() {
             for esn in [false, true] {
                 let spec = SaSpec::ah(0x3000, os, od, auth);
-                run_case(spec, SaOptions { esn, icv_len: None }, os, od, is, id, tunnel);
+                run_case(
+                    spec,
+                    SaOptions { esn, icv_len: None },
+                    os,
+                    od,
+                    is,
+                    id,
+                    tunnel,
+                );
             }
         }
     }
@@ -134,7 +241,9 @@ fn ah_ignores_mutable_fields_changed_in_transit() {
     wire[8] -= 3; // TTL decremented by three routers
     wire[1] = 0x04; // ECN marked
     esp_ah::packet::ipv4_checksum(&mut wire[..20]);
-    let got = b.receive(&wire).expect("mutable fields are not authenticated");
+    let got = b
+        .receive(&wire)
+        .expect("mutable fields are not authenticated");
     assert_eq!(&got[20..], &clear[20..]);
     wire[15] ^= 1; // the source address is immutable
     esp_ah::packet::ipv4_checksum(&mut wire[..20]);
@@ -143,11 +252,19 @@ fn ah_ignores_mutable_fields_changed_in_transit() {
 
 #[test]
 fn unknown_spi_and_clear_text_are_told_apart() {
-    let spec = SaSpec::esp(0x4000, "10.0.0.1", "10.0.0.2", EncrAlg::AesGcm16, AuthAlg::None);
+    let spec = SaSpec::esp(
+        0x4000,
+        "10.0.0.1",
+        "10.0.0.2",
+        EncrAlg::AesGcm16,
+        AuthAlg::None,
+    );
     let mut a = Host::new("10.0.0.1");
     let mut b = Host::new("10.0.0.2");
     let oid = a.add(&spec, SaOptions::default());
-    let wire = a.send(oid, &udp_packet("10.0.0.1", "10.0.0.2", b"x")).expect("send");
+    let wire = a
+        .send(oid, &udp_packet("10.0.0.1", "10.0.0.2", b"x"))
+        .expect("send");
     assert_eq!(b.receive(&wire), Err(Verdict::Drop(DropReason::NoSa)));
     assert_eq!(b.engine.global.drops[DropReason::NoSa as usize], 1);
     let clear = udp_packet("10.0.0.1", "10.0.0.2", b"clear");

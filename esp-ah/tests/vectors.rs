@@ -42,7 +42,8 @@ struct Record {
 }
 
 fn vectors_dir() -> String {
-    std::env::var("ESP_VECTORS_DIR").unwrap_or_else(|_| format!("{}/../vectors/esp", env!("CARGO_MANIFEST_DIR")))
+    std::env::var("ESP_VECTORS_DIR")
+        .unwrap_or_else(|_| format!("{}/../vectors/esp", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Parses `file` (format described in vectors/esp/rfc2202.txt) and checks
@@ -50,7 +51,10 @@ fn vectors_dir() -> String {
 fn load(file: &'static str, expect: usize) -> Vec<Record> {
     let path = format!("{}/{file}", vectors_dir());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert!(text.lines().any(|l| l.starts_with("# Source: ")), "{file}: no '# Source:' line");
+    assert!(
+        text.lines().any(|l| l.starts_with("# Source: ")),
+        "{file}: no '# Source:' line"
+    );
     let mut out = Vec::new();
     let mut cur: Option<Record> = None;
     for (i, line) in text.lines().enumerate() {
@@ -63,16 +67,30 @@ fn load(file: &'static str, expect: usize) -> Vec<Record> {
             continue;
         }
         if line.starts_with(char::is_whitespace) {
-            let r = cur.as_mut().unwrap_or_else(|| panic!("{file}:{n}: continuation line outside a record"));
-            let last = r.fields.last_mut().unwrap_or_else(|| panic!("{file}:{n}: continuation of nothing"));
+            let r = cur
+                .as_mut()
+                .unwrap_or_else(|| panic!("{file}:{n}: continuation line outside a record"));
+            let last = r
+                .fields
+                .last_mut()
+                .unwrap_or_else(|| panic!("{file}:{n}: continuation of nothing"));
             last.1.push(' ');
             last.1.push_str(line.trim());
             continue;
         }
-        let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("{file}:{n}: expected 'name = value'"));
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{file}:{n}: expected 'name = value'"));
         let k = k.trim();
-        let r = cur.get_or_insert_with(|| Record { file, line: n, fields: Vec::new() });
-        assert!(r.get(k).is_none(), "{file}:{n}: field '{k}' given twice in one record");
+        let r = cur.get_or_insert_with(|| Record {
+            file,
+            line: n,
+            fields: Vec::new(),
+        });
+        assert!(
+            r.get(k).is_none(),
+            "{file}:{n}: field '{k}' given twice in one record"
+        );
         r.fields.push((k.to_string(), v.trim().to_string()));
     }
     out.extend(cur);
@@ -89,9 +107,16 @@ fn parse_bytes(v: &str) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     for tok in v.split_whitespace() {
-        let tok = tok.strip_prefix("0x").or_else(|| tok.strip_prefix("0X")).unwrap_or(tok);
+        let tok = tok
+            .strip_prefix("0x")
+            .or_else(|| tok.strip_prefix("0X"))
+            .unwrap_or(tok);
         let (h, times) = match tok.split_once('*') {
-            Some((h, n)) => (h, n.parse::<usize>().map_err(|e| format!("repeat count in '{tok}': {e}"))?),
+            Some((h, n)) => (
+                h,
+                n.parse::<usize>()
+                    .map_err(|e| format!("repeat count in '{tok}': {e}"))?,
+            ),
             None => (tok, 1),
         };
         let b = hex::decode(h).map_err(|e| format!("'{tok}': {e}"))?;
@@ -104,15 +129,23 @@ fn parse_bytes(v: &str) -> Result<Vec<u8>, String> {
 
 impl Record {
     fn get(&self, k: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
     /// "file:line (first field)" for messages.
     fn id(&self) -> String {
-        let first = self.fields.first().map(|(k, v)| format!("{k} = {v}")).unwrap_or_default();
+        let first = self
+            .fields
+            .first()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .unwrap_or_default();
         format!("{}:{} ({first})", self.file, self.line)
     }
     fn text(&self, k: &str) -> &str {
-        self.get(k).unwrap_or_else(|| panic!("{}: no field '{k}'", self.id()))
+        self.get(k)
+            .unwrap_or_else(|| panic!("{}: no field '{k}'", self.id()))
     }
     fn bytes(&self, k: &str) -> Vec<u8> {
         parse_bytes(self.text(k)).unwrap_or_else(|e| panic!("{}: field '{k}': {e}", self.id()))
@@ -121,19 +154,27 @@ impl Record {
         self.get(k).map(|_| self.bytes(k))
     }
     fn uint(&self, k: &str) -> u64 {
-        self.text(k).parse().unwrap_or_else(|e| panic!("{}: field '{k}': {e}", self.id()))
+        self.text(k)
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: field '{k}': {e}", self.id()))
     }
     /// A big-endian number written in hex (SPIs, sequence numbers).
     fn be(&self, k: &str) -> u64 {
         let b = self.bytes(k);
-        assert!(b.len() <= 8, "{}: field '{k}' longer than 8 bytes", self.id());
+        assert!(
+            b.len() <= 8,
+            "{}: field '{k}' longer than 8 bytes",
+            self.id()
+        );
         b.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x))
     }
     fn spi(&self) -> u32 {
         u32::try_from(self.be("spi")).unwrap_or_else(|_| panic!("{}: SPI over 32 bits", self.id()))
     }
     fn ip(&self, k: &str) -> IpAddr {
-        self.text(k).parse().unwrap_or_else(|e| panic!("{}: field '{k}': {e}", self.id()))
+        self.text(k)
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: field '{k}': {e}", self.id()))
     }
 }
 
@@ -158,7 +199,11 @@ fn parser_reads_the_notations() {
 /// `expect.len()` bytes of HMAC(key, data) (the whole digest, or a published
 /// truncation).
 fn check_hmac(ctx: &str, alg: AuthAlg, key: &[u8], data: &[u8], expect: &[u8]) {
-    assert!(!expect.is_empty() && expect.len() <= alg.digest_len(), "{ctx}: expected value of {} bytes", expect.len());
+    assert!(
+        !expect.is_empty() && expect.len() <= alg.digest_len(),
+        "{ctx}: expected value of {} bytes",
+        expect.len()
+    );
     // The builder takes any HMAC key length (RFC 2104), not only the
     // algorithm's PF_KEY size: these vectors use 4- to 131-byte keys.
     let at_len = integrity(alg, key, Some(expect.len()))
@@ -188,8 +233,14 @@ fn check_hmac(ctx: &str, alg: AuthAlg, key: &[u8], data: &[u8], expect: &[u8]) {
         assert_eq!(icv.verify(&[data], want), Ok(()), "{ctx}: verify");
         let mut bad = want.to_vec();
         bad[alg.icv_len() - 1] ^= 0x80;
-        assert!(icv.verify(&[data], &bad).is_err(), "{ctx}: verify accepted a wrong ICV");
-        assert!(icv.verify(&[data], &want[..want.len() - 1]).is_err(), "{ctx}: verify accepted a short ICV");
+        assert!(
+            icv.verify(&[data], &bad).is_err(),
+            "{ctx}: verify accepted a wrong ICV"
+        );
+        assert!(
+            icv.verify(&[data], &want[..want.len() - 1]).is_err(),
+            "{ctx}: verify accepted a short ICV"
+        );
     }
 }
 
@@ -201,7 +252,12 @@ fn hmac_md5_and_sha1_rfc2202() {
             "sha1" => AuthAlg::HmacSha1,
             other => panic!("{}: hash '{other}'", r.id()),
         };
-        let ctx = format!("RFC 2202 {} test_case {} ({})", r.text("hash"), r.text("test_case"), r.id());
+        let ctx = format!(
+            "RFC 2202 {} test_case {} ({})",
+            r.text("hash"),
+            r.text("test_case"),
+            r.id()
+        );
         let (key, data, digest) = (r.bytes("key"), r.bytes("data"), r.bytes("digest"));
         assert_eq!(key.len() as u64, r.uint("key_len"), "{ctx}: key_len");
         assert_eq!(data.len() as u64, r.uint("data_len"), "{ctx}: data_len");
@@ -222,13 +278,21 @@ fn hmac_md5_and_sha1_rfc2202() {
 fn hmac_sha2_rfc4231() {
     for r in load("rfc4231.txt", 7) {
         let (key, data) = (r.bytes("key"), r.bytes("data"));
-        let trunc = r.get("truncation").map(|_| r.uint("truncation") as usize / 8);
-        for (field, alg) in
-            [("hmac-sha-256", AuthAlg::HmacSha256), ("hmac-sha-384", AuthAlg::HmacSha384), ("hmac-sha-512", AuthAlg::HmacSha512)]
-        {
+        let trunc = r
+            .get("truncation")
+            .map(|_| r.uint("truncation") as usize / 8);
+        for (field, alg) in [
+            ("hmac-sha-256", AuthAlg::HmacSha256),
+            ("hmac-sha-384", AuthAlg::HmacSha384),
+            ("hmac-sha-512", AuthAlg::HmacSha512),
+        ] {
             let ctx = format!("RFC 4231 {} {field} ({})", r.text("case"), r.id());
             let want = r.bytes(field);
-            assert_eq!(want.len(), trunc.unwrap_or(alg.digest_len()), "{ctx}: length of the published value");
+            assert_eq!(
+                want.len(),
+                trunc.unwrap_or(alg.digest_len()),
+                "{ctx}: length of the published value"
+            );
             check_hmac(&ctx, alg, &key, &data, &want);
         }
     }
@@ -245,14 +309,27 @@ fn hmac_sha2_ipsec_rfc4868() {
             other => panic!("{}: case '{other}'", r.id()),
         };
         let ctx = format!("RFC 4868 {case} ({})", r.id());
-        let (key, data, prf, auth) = (r.bytes("key"), r.bytes("data"), r.bytes("prf"), r.bytes("auth"));
+        let (key, data, prf, auth) = (
+            r.bytes("key"),
+            r.bytes("data"),
+            r.bytes("prf"),
+            r.bytes("auth"),
+        );
         // These are the vectors whose key has the algorithm's own length
         // (the only one PF_KEY accepts for it) and whose "auth" value is the
         // ESP/AH ICV: HMAC-SHA-256-128, -384-192, -512-256.
-        assert_eq!(key.len() * 8, usize::from(alg.key_bits().min), "{ctx}: key length");
+        assert_eq!(
+            key.len() * 8,
+            usize::from(alg.key_bits().min),
+            "{ctx}: key length"
+        );
         assert_eq!(prf.len(), alg.digest_len(), "{ctx}");
         assert_eq!(auth.len(), alg.icv_len(), "{ctx}: truncation length");
-        assert_eq!(h(&auth), h(&prf[..auth.len()]), "{ctx}: the published auth value is not the leftmost part of prf");
+        assert_eq!(
+            h(&auth),
+            h(&prf[..auth.len()]),
+            "{ctx}: the published auth value is not the leftmost part of prf"
+        );
         check_hmac(&ctx, alg, &key, &data, &prf);
         let icv = integrity(alg, &key, None).unwrap().unwrap();
         let mut t = vec![0u8; alg.icv_len()];
@@ -266,12 +343,20 @@ fn hmac_sha2_ipsec_rfc4868() {
         };
         // Erratum 1785: the key as printed does not give the printed MAC.
         if let Some(printed) = r.opt_bytes("key-as-printed") {
-            assert_ne!(h(&mac(&printed)), h(&prf), "{ctx}: the key as printed gives the MAC after all");
+            assert_ne!(
+                h(&mac(&printed)),
+                h(&prf),
+                "{ctx}: the key as printed gives the MAC after all"
+            );
         }
         // Erratum 5507 (held): its proposed key does not give the printed
         // MAC; the key as printed does, so the RFC text is consistent.
         if let Some(proposed) = r.opt_bytes("key-erratum-5507") {
-            assert_ne!(h(&mac(&proposed)), h(&prf), "{ctx}: erratum 5507's key gives the MAC");
+            assert_ne!(
+                h(&mac(&proposed)),
+                h(&prf),
+                "{ctx}: erratum 5507's key gives the MAC"
+            );
         }
     }
 }
@@ -282,18 +367,32 @@ fn hmac_sha2_ipsec_rfc4868() {
 #[test]
 fn aes_cbc_rfc3602_cases_1_to_4() {
     let recs = load("rfc3602.txt", 8);
-    let raw: Vec<_> = recs.iter().filter(|r| r.get("ciphertext").is_some()).collect();
+    let raw: Vec<_> = recs
+        .iter()
+        .filter(|r| r.get("ciphertext").is_some())
+        .collect();
     assert_eq!(raw.len(), 4);
     for r in raw {
         let ctx = format!("RFC 3602 case #{} ({})", r.text("case"), r.id());
-        let (key, iv, pt, ct) = (r.bytes("key"), r.bytes("iv"), r.bytes("plaintext"), r.bytes("ciphertext"));
+        let (key, iv, pt, ct) = (
+            r.bytes("key"),
+            r.bytes("iv"),
+            r.bytes("plaintext"),
+            r.bytes("ciphertext"),
+        );
         assert_eq!(pt.len(), ct.len(), "{ctx}");
         let c = cipher(EncrAlg::AesCbc, &key).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-        assert_eq!((c.iv_len(), c.block_len(), c.icv_len()), (16, 16, 0), "{ctx}");
+        assert_eq!(
+            (c.iv_len(), c.block_len(), c.icv_len()),
+            (16, 16, 0),
+            "{ctx}"
+        );
         let mut d = pt.clone();
-        c.seal(&iv, &[], &mut d, &mut []).unwrap_or_else(|_| panic!("{ctx}: seal"));
+        c.seal(&iv, &[], &mut d, &mut [])
+            .unwrap_or_else(|_| panic!("{ctx}: seal"));
         assert_eq!(h(&d), h(&ct), "{ctx}: encryption");
-        c.open(&iv, &[], &mut d, &[]).unwrap_or_else(|_| panic!("{ctx}: open"));
+        c.open(&iv, &[], &mut d, &[])
+            .unwrap_or_else(|_| panic!("{ctx}: open"));
         assert_eq!(h(&d), h(&pt), "{ctx}: decryption");
     }
 }
@@ -302,32 +401,53 @@ fn aes_cbc_rfc3602_cases_1_to_4() {
 fn aes_ctr_rfc3686() {
     use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
     for r in load("rfc3686.txt", 9) {
-        let ctx = format!("RFC 3686 Test Vector #{} ({})", r.text("test-vector"), r.id());
+        let ctx = format!(
+            "RFC 3686 Test Vector #{} ({})",
+            r.text("test-vector"),
+            r.id()
+        );
         let (key, nonce, iv) = (r.bytes("aes-key"), r.bytes("nonce"), r.bytes("aes-ctr-iv"));
         let (pt, ct) = (r.bytes("plaintext"), r.bytes("ciphertext"));
         assert_eq!((nonce.len(), iv.len(), pt.len()), (4, 8, ct.len()), "{ctx}");
         // The vector's own construction: counter block = nonce || IV || 1,
         // key stream block = AES(key, counter block) = plaintext ^ ciphertext.
         let block = r.bytes("counter-block-1");
-        assert_eq!(h(&block), h(&[&nonce[..], &iv[..], &[0, 0, 0, 1]].concat()), "{ctx}: counter block 1");
+        assert_eq!(
+            h(&block),
+            h(&[&nonce[..], &iv[..], &[0, 0, 0, 1]].concat()),
+            "{ctx}: counter block 1"
+        );
         let stream = r.bytes("key-stream-1");
         let xor: Vec<u8> = pt.iter().zip(&ct).take(16).map(|(a, b)| a ^ b).collect();
-        assert_eq!(h(&stream), h(&xor), "{ctx}: key stream 1 is not plaintext ^ ciphertext");
+        assert_eq!(
+            h(&stream),
+            h(&xor),
+            "{ctx}: key stream 1 is not plaintext ^ ciphertext"
+        );
         let mut b = GenericArray::clone_from_slice(&block);
         match key.len() {
-            16 => aes::Aes128::new_from_slice(&key).unwrap().encrypt_block(&mut b),
-            24 => aes::Aes192::new_from_slice(&key).unwrap().encrypt_block(&mut b),
-            32 => aes::Aes256::new_from_slice(&key).unwrap().encrypt_block(&mut b),
+            16 => aes::Aes128::new_from_slice(&key)
+                .unwrap()
+                .encrypt_block(&mut b),
+            24 => aes::Aes192::new_from_slice(&key)
+                .unwrap()
+                .encrypt_block(&mut b),
+            32 => aes::Aes256::new_from_slice(&key)
+                .unwrap()
+                .encrypt_block(&mut b),
             n => panic!("{ctx}: {n}-byte key"),
         }
         assert_eq!(h(&b), h(&stream), "{ctx}: AES(key, counter block 1)");
         // The engine's cipher, keyed as PF_KEY carries it: key || nonce.
-        let c = cipher(EncrAlg::AesCtr, &[&key[..], &nonce[..]].concat()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let c = cipher(EncrAlg::AesCtr, &[&key[..], &nonce[..]].concat())
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
         assert_eq!((c.iv_len(), c.icv_len()), (8, 0), "{ctx}");
         let mut d = pt.clone();
-        c.seal(&iv, &[], &mut d, &mut []).unwrap_or_else(|_| panic!("{ctx}: seal"));
+        c.seal(&iv, &[], &mut d, &mut [])
+            .unwrap_or_else(|_| panic!("{ctx}: seal"));
         assert_eq!(h(&d), h(&ct), "{ctx}: encryption");
-        c.open(&iv, &[], &mut d, &[]).unwrap_or_else(|_| panic!("{ctx}: open"));
+        c.open(&iv, &[], &mut d, &[])
+            .unwrap_or_else(|_| panic!("{ctx}: open"));
         assert_eq!(h(&d), h(&pt), "{ctx}: decryption");
     }
 }
@@ -335,20 +455,34 @@ fn aes_ctr_rfc3686() {
 /// An AEAD vector through `cipher(alg, key || salt)`: `seal` gives
 /// `ct || tag`, `open` gives the plaintext back and refuses a changed tag.
 #[allow(clippy::too_many_arguments)] // the fields of one published vector
-fn check_aead(ctx: &str, alg: EncrAlg, keymat: &[u8], iv: &[u8], aad: &[u8], pt: &[u8], ct: &[u8], tag: &[u8]) {
+fn check_aead(
+    ctx: &str,
+    alg: EncrAlg,
+    keymat: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    pt: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+) {
     let c = cipher(alg, keymat).unwrap_or_else(|e| panic!("{ctx}: {e}"));
     assert_eq!((c.iv_len(), c.icv_len()), (8, tag.len()), "{ctx}");
     let mut d = pt.to_vec();
     let mut t = vec![0u8; c.icv_len()];
-    c.seal(iv, aad, &mut d, &mut t).unwrap_or_else(|_| panic!("{ctx}: seal"));
+    c.seal(iv, aad, &mut d, &mut t)
+        .unwrap_or_else(|_| panic!("{ctx}: seal"));
     assert_eq!(h(&d), h(ct), "{ctx}: ciphertext");
     assert_eq!(h(&t), h(tag), "{ctx}: tag");
-    c.open(iv, aad, &mut d, tag).unwrap_or_else(|_| panic!("{ctx}: open refused the published tag"));
+    c.open(iv, aad, &mut d, tag)
+        .unwrap_or_else(|_| panic!("{ctx}: open refused the published tag"));
     assert_eq!(h(&d), h(pt), "{ctx}: decryption");
     let mut bad = tag.to_vec();
     bad[0] ^= 1;
     let mut d = ct.to_vec();
-    assert!(c.open(iv, aad, &mut d, &bad).is_err(), "{ctx}: open accepted a wrong tag");
+    assert!(
+        c.open(iv, aad, &mut d, &bad).is_err(),
+        "{ctx}: open accepted a wrong tag"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -358,7 +492,9 @@ fn check_aead(ctx: &str, alg: EncrAlg, keymat: &[u8], iv: &[u8], aad: &[u8], pt:
 /// 192.0.2.1 -> 192.0.2.2, TTL 64, identification 0, DF clear.
 fn ipv4_header(proto: u8, payload_len: usize) -> Vec<u8> {
     let total = u16::try_from(20 + payload_len).expect("fits");
-    let mut hdr = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2];
+    let mut hdr = vec![
+        0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+    ];
     hdr[2..4].copy_from_slice(&total.to_be_bytes());
     ipv4_checksum(&mut hdr);
     hdr
@@ -379,7 +515,10 @@ fn transform(spec: &SaSpec, opts: SaOptions) -> (Transform, Option<String>) {
     };
     let (errno, diag) = add(&mut host.db, spec);
     if (errno, diag) == (0, 0) {
-        let id = host.db.lookup(spec.satype, spec.spi, spec.dst).expect("added SA");
+        let id = host
+            .db
+            .lookup(spec.satype, spec.spi, spec.dst)
+            .expect("added SA");
         let sa = host.db.sa(id).expect("stored SA");
         return (Transform::new(sa, opts).expect("transform"), None);
     }
@@ -387,7 +526,10 @@ fn transform(spec: &SaSpec, opts: SaOptions) -> (Transform, Option<String>) {
     stand_in.spi = 0x5eed;
     stand_in.encr_key = key(spec.encr_key.len(), 3);
     assert_eq!(add(&mut host.db, &stand_in), (0, 0), "stand-in ADD refused");
-    let id = host.db.lookup(spec.satype, stand_in.spi, spec.dst).expect("stand-in SA");
+    let id = host
+        .db
+        .lookup(spec.satype, stand_in.spi, spec.dst)
+        .expect("stand-in SA");
     let mut sa = host.db.sa(id).expect("stored SA").clone();
     sa.spi = spec.spi;
     sa.encr_key = Some(KeyMaterial::new(spec.encr_key.clone()));
@@ -404,7 +546,11 @@ fn decap(tf: &Transform, wire: &[u8], spi: u32, seq: u64) -> Result<(u8, Vec<u8>
         Classified::Esp(at) => at,
         other => panic!("not classified as ESP: {other:?}"),
     };
-    assert_eq!((at.spi, at.seq, at.udp), (spi, seq as u32, false), "classify");
+    assert_eq!(
+        (at.spi, at.seq, at.udp),
+        (spi, seq as u32, false),
+        "classify"
+    );
     let next = esp::decap(tf, &at, seq, &mut p)?;
     Ok((next, p.data().to_vec()))
 }
@@ -423,25 +569,46 @@ fn encap(tf: &Transform, clear: &[u8], seq: u64, iv: &[u8]) -> Result<Vec<u8>, D
 /// the engine chooses itself (identification 0, DF set: esp::write_outer).
 /// Returns the differences in the fields not compared, for the message.
 fn same_tunnel_packet(ctx: &str, got: &[u8], want: &[u8]) -> String {
-    assert_eq!(got.len(), want.len(), "{ctx}: length\n got {}\nwant {}", h(got), h(want));
-    assert_eq!(h(&got[20..]), h(&want[20..]), "{ctx}: ESP part of the packet");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{ctx}: length\n got {}\nwant {}",
+        h(got),
+        h(want)
+    );
+    assert_eq!(
+        h(&got[20..]),
+        h(&want[20..]),
+        "{ctx}: ESP part of the packet"
+    );
     let mask = |p: &[u8]| {
         let mut m = p[..20].to_vec();
         m[4..8].fill(0);
         m[10..12].fill(0);
         m
     };
-    assert_eq!(h(&mask(got)), h(&mask(want)), "{ctx}: outer header (identification, flags and checksum excluded)");
+    assert_eq!(
+        h(&mask(got)),
+        h(&mask(want)),
+        "{ctx}: outer header (identification, flags and checksum excluded)"
+    );
     let mut check = got[..20].to_vec();
     ipv4_checksum(&mut check);
     assert_eq!(check[10..12], got[10..12], "{ctx}: outer header checksum");
-    format!("outer id/flags/checksum: engine {} vs published {}", h(&got[4..12]), h(&want[4..12]))
+    format!(
+        "outer id/flags/checksum: engine {} vs published {}",
+        h(&got[4..12]),
+        h(&want[4..12])
+    )
 }
 
 #[test]
 fn aes_cbc_esp_rfc3602_cases_5_to_8() {
     let recs = load("rfc3602.txt", 8);
-    let pkts: Vec<_> = recs.iter().filter(|r| r.get("encrypted-data").is_some()).collect();
+    let pkts: Vec<_> = recs
+        .iter()
+        .filter(|r| r.get("encrypted-data").is_some())
+        .collect();
     assert_eq!(pkts.len(), 4);
     for r in pkts {
         let ctx = format!("RFC 3602 case #{} ({})", r.text("case"), r.id());
@@ -452,30 +619,71 @@ fn aes_cbc_esp_rfc3602_cases_5_to_8() {
             m => panic!("{ctx}: mode {m}"),
         };
         let orig = [r.bytes("original-ip-header"), r.bytes("original-data")].concat();
-        let (pad, pad_len, next) = (r.bytes("padding"), r.bytes("pad-length"), r.bytes("next-header"));
+        let (pad, pad_len, next) = (
+            r.bytes("padding"),
+            r.bytes("pad-length"),
+            r.bytes("next-header"),
+        );
         let spi_seq = r.bytes("spi-seq");
-        let wire = [r.bytes("encrypted-ip-header"), spi_seq.clone(), iv.clone(), r.bytes("encrypted-data")].concat();
+        let wire = [
+            r.bytes("encrypted-ip-header"),
+            spi_seq.clone(),
+            iv.clone(),
+            r.bytes("encrypted-data"),
+        ]
+        .concat();
         // The vector's own consistency: header fields, lengths, padding.
-        assert_eq!(h(&spi_seq), h(&[spi.to_be_bytes(), (seq as u32).to_be_bytes()].concat()), "{ctx}: SPI/Seq #");
-        assert_eq!((pad.len(), pad_len.len(), next.len()), (usize::from(pad_len[0]), 1, 1), "{ctx}: trailer fields");
-        assert!(pad.iter().enumerate().all(|(i, &b)| b == i as u8 + 1), "{ctx}: padding is not 1, 2, 3, ...");
-        assert_eq!(usize::from(u16::from_be_bytes([wire[2], wire[3]])), wire.len(), "{ctx}: total length");
-        let clear_payload = if tunnel { orig.clone() } else { orig[20..].to_vec() };
+        assert_eq!(
+            h(&spi_seq),
+            h(&[spi.to_be_bytes(), (seq as u32).to_be_bytes()].concat()),
+            "{ctx}: SPI/Seq #"
+        );
+        assert_eq!(
+            (pad.len(), pad_len.len(), next.len()),
+            (usize::from(pad_len[0]), 1, 1),
+            "{ctx}: trailer fields"
+        );
+        assert!(
+            pad.iter().enumerate().all(|(i, &b)| b == i as u8 + 1),
+            "{ctx}: padding is not 1, 2, 3, ..."
+        );
+        assert_eq!(
+            usize::from(u16::from_be_bytes([wire[2], wire[3]])),
+            wire.len(),
+            "{ctx}: total length"
+        );
+        let clear_payload = if tunnel {
+            orig.clone()
+        } else {
+            orig[20..].to_vec()
+        };
         let trailer = [pad.clone(), pad_len.clone(), next.clone()].concat();
         // The published ciphertext decrypts to the payload and that trailer.
         let c = cipher(EncrAlg::AesCbc, &key).expect("AES-CBC");
         let mut d = r.bytes("encrypted-data");
         c.open(&iv, &[], &mut d, &[]).expect("decrypt");
-        assert_eq!(h(&d), h(&[clear_payload.clone(), trailer].concat()), "{ctx}: decrypted payload and trailer");
+        assert_eq!(
+            h(&d),
+            h(&[clear_payload.clone(), trailer].concat()),
+            "{ctx}: decrypted payload and trailer"
+        );
 
         // The engine, on an SA added through PF_KEY: AES-CBC, no
         // authentication (the RFC's cases have none).
         let (src, dst) = (r.ip("src"), r.ip("dst"));
-        let mut spec = SaSpec::esp(spi, &src.to_string(), &dst.to_string(), EncrAlg::AesCbc, AuthAlg::None);
+        let mut spec = SaSpec::esp(
+            spi,
+            &src.to_string(),
+            &dst.to_string(),
+            EncrAlg::AesCbc,
+            AuthAlg::None,
+        );
         spec.encr_key = key.clone();
         if tunnel {
-            let (isrc, idst) =
-                (IpAddr::from([orig[12], orig[13], orig[14], orig[15]]), IpAddr::from([orig[16], orig[17], orig[18], orig[19]]));
+            let (isrc, idst) = (
+                IpAddr::from([orig[12], orig[13], orig[14], orig[15]]),
+                IpAddr::from([orig[16], orig[17], orig[18], orig[19]]),
+            );
             spec.tunnel = Some(((isrc, 32), (idst, 32)));
         }
         let (tf, refused) = transform(&spec, SaOptions::default());
@@ -494,20 +702,37 @@ fn aes_cbc_esp_rfc3602_cases_5_to_8() {
         // The whole inbound path (SA lookup, replay window, decap).
         let mut host = Host::new(&dst.to_string());
         host.add(&spec, SaOptions::default());
-        assert_eq!(host.receive(&wire).map(|p| h(&p)), Ok(h(&orig)), "{ctx}: Engine::inbound");
+        assert_eq!(
+            host.receive(&wire).map(|p| h(&p)),
+            Ok(h(&orig)),
+            "{ctx}: Engine::inbound"
+        );
     }
 }
 
 #[test]
 fn aes_gcm_esp_draft_mcgrew_gcm_test_01() {
     let recs = load("draft-mcgrew-gcm-test-01.txt", 15);
-    let gcm: Vec<_> = recs.iter().filter(|r| r.get("algorithm").is_none()).collect();
+    let gcm: Vec<_> = recs
+        .iter()
+        .filter(|r| r.get("algorithm").is_none())
+        .collect();
     assert_eq!(gcm.len(), 14);
     let mut notes = Vec::new();
     for r in gcm {
-        let ctx = format!("draft-mcgrew-gcm-test-01 case {} ({})", r.text("case"), r.id());
-        let (key, nonce, pt, aad, ct_tag, packet) =
-            (r.bytes("key"), r.bytes("nonce"), r.bytes("plaintext"), r.bytes("aad"), r.bytes("ctext+tag"), r.bytes("packet"));
+        let ctx = format!(
+            "draft-mcgrew-gcm-test-01 case {} ({})",
+            r.text("case"),
+            r.id()
+        );
+        let (key, nonce, pt, aad, ct_tag, packet) = (
+            r.bytes("key"),
+            r.bytes("nonce"),
+            r.bytes("plaintext"),
+            r.bytes("aad"),
+            r.bytes("ctext+tag"),
+            r.bytes("packet"),
+        );
         let spi = r.spi();
         let seq_bytes = r.bytes("seq");
         let esn = match seq_bytes.len() {
@@ -520,8 +745,18 @@ fn aes_gcm_esp_draft_mcgrew_gcm_test_01() {
         let (salt, iv) = nonce.split_at(4);
         // The vector's own consistency: AAD = SPI || seq (RFC 4106 5), the
         // packet = SPI || low 32 bits of seq || IV || ciphertext || ICV.
-        assert_eq!(h(&aad), h(&[&spi.to_be_bytes()[..], &seq_bytes].concat()), "{ctx}: aad");
-        let expect_packet = [&spi.to_be_bytes()[..], &(seq as u32).to_be_bytes(), iv, &ct_tag].concat();
+        assert_eq!(
+            h(&aad),
+            h(&[&spi.to_be_bytes()[..], &seq_bytes].concat()),
+            "{ctx}: aad"
+        );
+        let expect_packet = [
+            &spi.to_be_bytes()[..],
+            &(seq as u32).to_be_bytes(),
+            iv,
+            &ct_tag,
+        ]
+        .concat();
         assert_eq!(h(&packet), h(&expect_packet), "{ctx}: packet");
         let (ct, tag) = ct_tag.split_at(ct_tag.len() - 16);
         let keymat = [&key[..], salt].concat();
@@ -532,10 +767,19 @@ fn aes_gcm_esp_draft_mcgrew_gcm_test_01() {
         let (pad_len, next) = (usize::from(pt[pt.len() - 2]), pt[pt.len() - 1]);
         let data = &pt[..pt.len() - 2 - pad_len];
         let pad = &pt[data.len()..pt.len() - 2];
-        assert!(pad.iter().enumerate().all(|(i, &b)| b == i as u8 + 1), "{ctx}: padding is not 1, 2, 3, ...");
+        assert!(
+            pad.iter().enumerate().all(|(i, &b)| b == i as u8 + 1),
+            "{ctx}: padding is not 1, 2, 3, ..."
+        );
         let wire = [ipv4_header(50, packet.len()), packet.clone()].concat();
         let clear = [ipv4_header(next, data.len()), data.to_vec()].concat();
-        let mut spec = SaSpec::esp(spi, "192.0.2.1", "192.0.2.2", EncrAlg::AesGcm16, AuthAlg::None);
+        let mut spec = SaSpec::esp(
+            spi,
+            "192.0.2.1",
+            "192.0.2.2",
+            EncrAlg::AesGcm16,
+            AuthAlg::None,
+        );
         spec.encr_key = keymat.clone();
         let opts = SaOptions { esn, icv_len: None };
         let (tf, refused) = transform(&spec, opts);
@@ -553,17 +797,29 @@ fn aes_gcm_esp_draft_mcgrew_gcm_test_01() {
             let mut bad = wire.clone();
             bad[at] ^= 0x04;
             let seq_bad = if at == 27 { seq ^ 0x04 } else { seq };
-            assert_eq!(decap(&tf, &bad, spi, seq_bad).err(), Some(DropReason::BadIcv), "{ctx}: byte {at} changed");
+            assert_eq!(
+                decap(&tf, &bad, spi, seq_bad).err(),
+                Some(DropReason::BadIcv),
+                "{ctx}: byte {at} changed"
+            );
         }
         if esn {
             // With the wrong high half of the sequence number the AAD differs.
-            assert_eq!(decap(&tf, &wire, spi, seq ^ (1 << 40)).err(), Some(DropReason::BadIcv), "{ctx}: ESN high bits");
+            assert_eq!(
+                decap(&tf, &wire, spi, seq ^ (1 << 40)).err(),
+                Some(DropReason::BadIcv),
+                "{ctx}: ESN high bits"
+            );
         }
         // The whole inbound path, where it can infer the sequence number.
         if !esn && refused.is_none() {
             let mut host = Host::new("192.0.2.2");
             host.add(&spec, opts);
-            assert_eq!(host.receive(&wire).map(|p| h(&p)), Ok(h(&clear)), "{ctx}: Engine::inbound");
+            assert_eq!(
+                host.receive(&wire).map(|p| h(&p)),
+                Ok(h(&clear)),
+                "{ctx}: Engine::inbound"
+            );
         }
     }
     for n in notes {
@@ -574,17 +830,36 @@ fn aes_gcm_esp_draft_mcgrew_gcm_test_01() {
 #[test]
 fn aes_gmac_esp_draft_mcgrew_gcm_test_01() {
     let recs = load("draft-mcgrew-gcm-test-01.txt", 15);
-    let gmac: Vec<_> = recs.iter().filter(|r| r.get("algorithm") == Some("AES-GMAC-ESP")).collect();
+    let gmac: Vec<_> = recs
+        .iter()
+        .filter(|r| r.get("algorithm") == Some("AES-GMAC-ESP"))
+        .collect();
     assert_eq!(gmac.len(), 1);
     for r in gmac {
-        let ctx = format!("draft-mcgrew-gcm-test-01 case {} (GMAC, {})", r.text("case"), r.id());
-        let (key, nonce, iv, payload, aad, tag) =
-            (r.bytes("key"), r.bytes("nonce"), r.bytes("iv"), r.bytes("payload"), r.bytes("aad"), r.bytes("tag"));
+        let ctx = format!(
+            "draft-mcgrew-gcm-test-01 case {} (GMAC, {})",
+            r.text("case"),
+            r.id()
+        );
+        let (key, nonce, iv, payload, aad, tag) = (
+            r.bytes("key"),
+            r.bytes("nonce"),
+            r.bytes("iv"),
+            r.bytes("payload"),
+            r.bytes("aad"),
+            r.bytes("tag"),
+        );
         let (spi, seq) = (r.spi(), r.be("seq"));
         let (salt, nonce_iv) = nonce.split_at(4);
         assert_eq!(h(nonce_iv), h(&iv), "{ctx}: nonce = salt || IV");
         // RFC 4543 3.3: the AAD is SPI, sequence number, IV and the payload.
-        let expect_aad = [&spi.to_be_bytes()[..], &(seq as u32).to_be_bytes(), &iv, &payload].concat();
+        let expect_aad = [
+            &spi.to_be_bytes()[..],
+            &(seq as u32).to_be_bytes(),
+            &iv,
+            &payload,
+        ]
+        .concat();
         assert_eq!(h(&aad), h(&expect_aad), "{ctx}: aad");
         let keymat = [&key[..], salt].concat();
         let c = cipher(EncrAlg::AesGmac, &keymat).unwrap_or_else(|e| panic!("{ctx}: {e}"));
@@ -595,12 +870,28 @@ fn aes_gmac_esp_draft_mcgrew_gcm_test_01() {
         assert!(c.open(&iv, &aad, &mut [], &tag).is_ok(), "{ctx}: open");
 
         // The packet (transport mode, next header 1) through the engine.
-        let (pad_len, next) = (usize::from(payload[payload.len() - 2]), payload[payload.len() - 1]);
+        let (pad_len, next) = (
+            usize::from(payload[payload.len() - 2]),
+            payload[payload.len() - 1],
+        );
         let data = &payload[..payload.len() - 2 - pad_len];
-        let esp_pkt = [&spi.to_be_bytes()[..], &(seq as u32).to_be_bytes(), &iv, &payload, &tag].concat();
+        let esp_pkt = [
+            &spi.to_be_bytes()[..],
+            &(seq as u32).to_be_bytes(),
+            &iv,
+            &payload,
+            &tag,
+        ]
+        .concat();
         let wire = [ipv4_header(50, esp_pkt.len()), esp_pkt].concat();
         let clear = [ipv4_header(next, data.len()), data.to_vec()].concat();
-        let mut spec = SaSpec::esp(spi, "192.0.2.1", "192.0.2.2", EncrAlg::AesGmac, AuthAlg::None);
+        let mut spec = SaSpec::esp(
+            spi,
+            "192.0.2.1",
+            "192.0.2.2",
+            EncrAlg::AesGmac,
+            AuthAlg::None,
+        );
         spec.encr_key = keymat;
         let (tf, refused) = transform(&spec, SaOptions::default());
         assert_eq!(refused, None, "{ctx}");
@@ -610,10 +901,18 @@ fn aes_gmac_esp_draft_mcgrew_gcm_test_01() {
         assert_eq!(h(&out), h(&wire), "{ctx}: encap");
         let mut bad = wire.clone();
         bad[40] ^= 1; // a byte of the clear payload: authenticated, not encrypted
-        assert_eq!(decap(&tf, &bad, spi, seq).err(), Some(DropReason::BadIcv), "{ctx}: changed payload");
+        assert_eq!(
+            decap(&tf, &bad, spi, seq).err(),
+            Some(DropReason::BadIcv),
+            "{ctx}: changed payload"
+        );
         let mut host = Host::new("192.0.2.2");
         host.add(&spec, SaOptions::default());
-        assert_eq!(host.receive(&wire).map(|p| h(&p)), Ok(h(&clear)), "{ctx}: Engine::inbound");
+        assert_eq!(
+            host.receive(&wire).map(|p| h(&p)),
+            Ok(h(&clear)),
+            "{ctx}: Engine::inbound"
+        );
     }
 }
 
@@ -621,27 +920,68 @@ fn aes_gmac_esp_draft_mcgrew_gcm_test_01() {
 fn chacha20_poly1305_esp_rfc7634_appendix_a() {
     for r in load("rfc7634.txt", 1) {
         let ctx = format!("RFC 7634 Appendix A ({})", r.id());
-        let (key, salt, iv, nonce) = (r.bytes("key"), r.bytes("salt"), r.bytes("iv"), r.bytes("nonce"));
-        let (pt, aad, ct, tag, wire) = (r.bytes("plaintext"), r.bytes("aad"), r.bytes("ciphertext"), r.bytes("tag"), r.bytes("esp-packet"));
+        let (key, salt, iv, nonce) = (
+            r.bytes("key"),
+            r.bytes("salt"),
+            r.bytes("iv"),
+            r.bytes("nonce"),
+        );
+        let (pt, aad, ct, tag, wire) = (
+            r.bytes("plaintext"),
+            r.bytes("aad"),
+            r.bytes("ciphertext"),
+            r.bytes("tag"),
+            r.bytes("esp-packet"),
+        );
         let (spi, seq) = (r.spi(), r.uint("seq"));
         // The vector's own consistency.
-        assert_eq!(h(&nonce), h(&[&salt[..], &iv[..]].concat()), "{ctx}: nonce = salt || IV");
-        assert_eq!(h(&aad), h(&[spi.to_be_bytes(), (seq as u32).to_be_bytes()].concat()), "{ctx}: aad");
-        assert_eq!(h(&wire[20..]), h(&[&aad[..], &iv, &ct, &tag].concat()), "{ctx}: the packet after its IP header");
         assert_eq!(
-            (IpAddr::from([wire[12], wire[13], wire[14], wire[15]]), IpAddr::from([wire[16], wire[17], wire[18], wire[19]])),
+            h(&nonce),
+            h(&[&salt[..], &iv[..]].concat()),
+            "{ctx}: nonce = salt || IV"
+        );
+        assert_eq!(
+            h(&aad),
+            h(&[spi.to_be_bytes(), (seq as u32).to_be_bytes()].concat()),
+            "{ctx}: aad"
+        );
+        assert_eq!(
+            h(&wire[20..]),
+            h(&[&aad[..], &iv, &ct, &tag].concat()),
+            "{ctx}: the packet after its IP header"
+        );
+        assert_eq!(
+            (
+                IpAddr::from([wire[12], wire[13], wire[14], wire[15]]),
+                IpAddr::from([wire[16], wire[17], wire[18], wire[19]])
+            ),
             (r.ip("src"), r.ip("dst")),
             "{ctx}: outer addresses"
         );
         let keymat = [&key[..], &salt[..]].concat();
-        check_aead(&ctx, EncrAlg::ChaCha20Poly1305, &keymat, &iv, &aad, &pt, &ct, &tag);
+        check_aead(
+            &ctx,
+            EncrAlg::ChaCha20Poly1305,
+            &keymat,
+            &iv,
+            &aad,
+            &pt,
+            &ct,
+            &tag,
+        );
 
         // Tunnel mode: the plaintext is the inner packet, padding 1 2, pad
         // length 2, next header 4.
         let (pad_len, next) = (usize::from(pt[pt.len() - 2]), pt[pt.len() - 1]);
         assert_eq!((pad_len, next), (2, 4), "{ctx}: trailer");
         let inner = &pt[..pt.len() - 4];
-        let mut spec = SaSpec::esp(spi, r.text("src"), r.text("dst"), EncrAlg::ChaCha20Poly1305, AuthAlg::None);
+        let mut spec = SaSpec::esp(
+            spi,
+            r.text("src"),
+            r.text("dst"),
+            EncrAlg::ChaCha20Poly1305,
+            AuthAlg::None,
+        );
         spec.encr_key = keymat;
         spec.tunnel = Some(((r.ip("inner-src"), 32), (r.ip("inner-dst"), 32)));
         let (tf, refused) = transform(&spec, SaOptions::default());
@@ -654,9 +994,17 @@ fn chacha20_poly1305_esp_rfc7634_appendix_a() {
         let mut bad = wire.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_eq!(decap(&tf, &bad, spi, seq).err(), Some(DropReason::BadIcv), "{ctx}: changed tag");
+        assert_eq!(
+            decap(&tf, &bad, spi, seq).err(),
+            Some(DropReason::BadIcv),
+            "{ctx}: changed tag"
+        );
         let mut host = Host::new(r.text("dst"));
         host.add(&spec, SaOptions::default());
-        assert_eq!(host.receive(&wire).map(|p| h(&p)), Ok(h(inner)), "{ctx}: Engine::inbound");
+        assert_eq!(
+            host.receive(&wire).map(|p| h(&p)),
+            Ok(h(inner)),
+            "{ctx}: Engine::inbound"
+        );
     }
 }

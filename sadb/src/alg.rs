@@ -32,7 +32,11 @@ pub struct KeyBits {
 impl KeyBits {
     /// Exactly `bits` bits.
     pub const fn fixed(bits: u16) -> KeyBits {
-        KeyBits { min: bits, max: bits, step: 0 }
+        KeyBits {
+            min: bits,
+            max: bits,
+            step: 0,
+        }
     }
 
     /// `min..=max` in steps of `step`.
@@ -66,6 +70,18 @@ pub enum AuthAlg {
 }
 
 impl AuthAlg {
+    /// Wireshark's name in its `esp_sa` table (`esp_authentication_type_vals`).
+    pub fn wireshark_name(self) -> &'static str {
+        match self {
+            AuthAlg::None => "NULL",
+            AuthAlg::HmacMd5 => "HMAC-MD5-96 [RFC2403]",
+            AuthAlg::HmacSha1 => "HMAC-SHA-1-96 [RFC2404]",
+            AuthAlg::HmacSha256 => "HMAC-SHA-256-128 [RFC4868]",
+            AuthAlg::HmacSha384 => "HMAC-SHA-384-192 [RFC4868]",
+            AuthAlg::HmacSha512 => "HMAC-SHA-512-256 [RFC4868]",
+        }
+    }
+
     /// Every authentication algorithm, `None` included.
     pub const ALL: &'static [AuthAlg] = &[
         AuthAlg::None,
@@ -104,7 +120,14 @@ impl AuthAlg {
         match self {
             AuthAlg::None => &["none", "any"],
             AuthAlg::HmacMd5 => &["hmac-md5", "md5"],
-            AuthAlg::HmacSha1 => &["hmac-sha1", "sha", "sha1", "sha-1", "hmac-sha", "hmac-sha-1"],
+            AuthAlg::HmacSha1 => &[
+                "hmac-sha1",
+                "sha",
+                "sha1",
+                "sha-1",
+                "hmac-sha",
+                "hmac-sha-1",
+            ],
             AuthAlg::HmacSha256 => &["hmac-sha256", "sha256", "sha-256", "hmac-sha-256"],
             AuthAlg::HmacSha384 => &["hmac-sha384", "sha384", "sha-384", "hmac-sha-384"],
             AuthAlg::HmacSha512 => &["hmac-sha512", "sha512", "sha-512", "hmac-sha-512"],
@@ -118,7 +141,10 @@ impl AuthAlg {
 
     /// The algorithm one of whose names is `s`, ignoring ASCII case.
     pub fn from_name(s: &str) -> Option<AuthAlg> {
-        AuthAlg::ALL.iter().copied().find(|a| a.names().iter().any(|n| n.eq_ignore_ascii_case(s)))
+        AuthAlg::ALL
+            .iter()
+            .copied()
+            .find(|a| a.names().iter().any(|n| n.eq_ignore_ascii_case(s)))
     }
 
     /// Legal key sizes: each HMAC takes a key as long as its digest, the
@@ -218,6 +244,28 @@ pub enum EncrAlg {
 }
 
 impl EncrAlg {
+    /// Wireshark's name in its `esp_sa` table (`esp_encryption_type_vals`),
+    /// or `None` when Wireshark cannot decrypt this algorithm.
+    pub fn wireshark_name(self) -> Option<&'static str> {
+        Some(match self {
+            EncrAlg::Null => "NULL",
+            EncrAlg::DesCbc => "DES-CBC [RFC2405]",
+            EncrAlg::TripleDesCbc => "TripleDES-CBC [RFC2451]",
+            EncrAlg::BlowfishCbc => "BLOWFISH-CBC [RFC2451]",
+            EncrAlg::AesCbc => "AES-CBC [RFC3602]",
+            EncrAlg::AesCtr => "AES-CTR [RFC3686]",
+            EncrAlg::AesGcm8 => "AES-GCM with 8 octet ICV [RFC4106]",
+            EncrAlg::AesGcm12 => "AES-GCM with 12 octet ICV [RFC4106]",
+            EncrAlg::AesGcm16 => "AES-GCM with 16 octet ICV [RFC4106]",
+            EncrAlg::None
+            | EncrAlg::AesCcm8
+            | EncrAlg::AesCcm12
+            | EncrAlg::AesCcm16
+            | EncrAlg::AesGmac
+            | EncrAlg::ChaCha20Poly1305 => return None,
+        })
+    }
+
     /// Every encryption algorithm, `None` included.
     pub const ALL: &'static [EncrAlg] = &[
         EncrAlg::None,
@@ -308,7 +356,10 @@ impl EncrAlg {
 
     /// The algorithm one of whose names is `s`, ignoring ASCII case.
     pub fn from_name(s: &str) -> Option<EncrAlg> {
-        EncrAlg::ALL.iter().copied().find(|a| a.names().iter().any(|n| n.eq_ignore_ascii_case(s)))
+        EncrAlg::ALL
+            .iter()
+            .copied()
+            .find(|a| a.names().iter().any(|n| n.eq_ignore_ascii_case(s)))
     }
 
     /// Legal key sizes, salt excluded. DES and 3DES count their parity bits;
@@ -354,7 +405,10 @@ impl EncrAlg {
         match self {
             EncrAlg::AesCcm8 | EncrAlg::AesGcm8 => 8,
             EncrAlg::AesCcm12 | EncrAlg::AesGcm12 => 12,
-            EncrAlg::AesCcm16 | EncrAlg::AesGcm16 | EncrAlg::AesGmac | EncrAlg::ChaCha20Poly1305 => 16,
+            EncrAlg::AesCcm16
+            | EncrAlg::AesGcm16
+            | EncrAlg::AesGmac
+            | EncrAlg::ChaCha20Poly1305 => 16,
             _ => 0,
         }
     }
@@ -463,26 +517,39 @@ pub fn check_auth_key(alg: AuthAlg, bits: u16, key: &KeyMaterial) -> Result<(), 
 /// the IV and salt bits are subtracted before the size check. DES and
 /// 3DES keys have their parity corrected in place, as illumos stores and
 /// shows them; the correction happens even when the key is then refused.
-pub fn check_encr_key(alg: EncrAlg, bits: u16, iv_bits: u16, key: &mut KeyMaterial) -> Result<(), Diagnostic> {
+pub fn check_encr_key(
+    alg: EncrAlg,
+    bits: u16,
+    iv_bits: u16,
+    key: &mut KeyMaterial,
+) -> Result<(), Diagnostic> {
     match alg {
         EncrAlg::None => return Err(Diagnostic::BadEalg),
         // ESP NULL takes no key; illumos answers a key with "bad bits".
         EncrAlg::Null => return Err(Diagnostic::BadEkeybits),
         _ => {}
     }
-    let key_bits =
-        bits.checked_sub(iv_bits).and_then(|b| b.checked_sub(alg.salt_bits())).ok_or(Diagnostic::BadEkeybits)?;
+    let key_bits = bits
+        .checked_sub(iv_bits)
+        .and_then(|b| b.checked_sub(alg.salt_bits()))
+        .ok_or(Diagnostic::BadEkeybits)?;
     if !alg.key_bits().allows(key_bits) || key.len() < usize::from(bits).div_ceil(8) {
         return Err(Diagnostic::BadEkeybits);
     }
     let weak = match alg {
         EncrAlg::DesCbc => {
-            let k = key.expose_mut().first_chunk_mut::<8>().ok_or(Diagnostic::BadEkeybits)?;
+            let k = key
+                .expose_mut()
+                .first_chunk_mut::<8>()
+                .ok_or(Diagnostic::BadEkeybits)?;
             des_fix_parity(k);
             des_is_weak(k)
         }
         EncrAlg::TripleDesCbc => {
-            let k = key.expose_mut().first_chunk_mut::<24>().ok_or(Diagnostic::BadEkeybits)?;
+            let k = key
+                .expose_mut()
+                .first_chunk_mut::<24>()
+                .ok_or(Diagnostic::BadEkeybits)?;
             des_fix_parity(k);
             des3_is_weak(k)
         }
@@ -563,7 +630,11 @@ fn des3_is_weak(key24: &[u8; 24]) -> bool {
     let (Some(k1), Some(k2), Some(k3)) = (sub.next(), sub.next(), sub.next()) else {
         return true;
     };
-    let weak = des_weak_choice(k1) | des_weak_choice(k2) | des_weak_choice(k3) | k1.ct_eq(k2) | k2.ct_eq(k3);
+    let weak = des_weak_choice(k1)
+        | des_weak_choice(k2)
+        | des_weak_choice(k3)
+        | k1.ct_eq(k2)
+        | k2.ct_eq(k3);
     bool::from(weak)
 }
 
@@ -587,7 +658,9 @@ mod tests {
     /// A key of `bits` bits (rounded up to bytes) that no check calls weak.
     fn key_of(bits: u16) -> KeyMaterial {
         KeyMaterial::new(
-            (0..usize::from(bits).div_ceil(8)).map(|i| 0x31u8.wrapping_add((i as u8).wrapping_mul(7))).collect(),
+            (0..usize::from(bits).div_ceil(8))
+                .map(|i| 0x31u8.wrapping_add((i as u8).wrapping_mul(7)))
+                .collect(),
         )
     }
 
@@ -613,8 +686,28 @@ mod tests {
     #[test]
     fn canonical_names_are_the_illumos_ones() {
         let auth: Vec<_> = AuthAlg::ALL.iter().map(|a| a.name()).collect();
-        assert_eq!(auth, ["none", "hmac-md5", "hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"]);
-        assert_eq!(AuthAlg::HmacSha1.names(), ["hmac-sha1", "sha", "sha1", "sha-1", "hmac-sha", "hmac-sha-1"]);
+        assert_eq!(
+            auth,
+            [
+                "none",
+                "hmac-md5",
+                "hmac-sha1",
+                "hmac-sha256",
+                "hmac-sha384",
+                "hmac-sha512"
+            ]
+        );
+        assert_eq!(
+            AuthAlg::HmacSha1.names(),
+            [
+                "hmac-sha1",
+                "sha",
+                "sha1",
+                "sha-1",
+                "hmac-sha",
+                "hmac-sha-1"
+            ]
+        );
         let encr: Vec<_> = EncrAlg::ALL.iter().map(|a| a.name()).collect();
         assert_eq!(
             encr,
@@ -637,9 +730,11 @@ mod tests {
             ]
         );
         // The manual page's synonyms.
-        for (n, a) in
-            [("sha-256", AuthAlg::HmacSha256), ("hmac-sha384", AuthAlg::HmacSha384), ("md5", AuthAlg::HmacMd5)]
-        {
+        for (n, a) in [
+            ("sha-256", AuthAlg::HmacSha256),
+            ("hmac-sha384", AuthAlg::HmacSha384),
+            ("md5", AuthAlg::HmacMd5),
+        ] {
             assert_eq!(AuthAlg::from_name(n), Some(a));
         }
         for (n, a) in [
@@ -702,10 +797,19 @@ mod tests {
 
     #[test]
     fn illumos_numbers() {
-        let auth: Vec<_> = AuthAlg::ALL.iter().filter_map(|a| a.id(Dialect::Illumos)).collect();
+        let auth: Vec<_> = AuthAlg::ALL
+            .iter()
+            .filter_map(|a| a.id(Dialect::Illumos))
+            .collect();
         assert_eq!(auth, [0, 2, 3, 5, 6, 7]);
-        let encr: Vec<_> = EncrAlg::ALL.iter().filter_map(|a| a.id(Dialect::Illumos)).collect();
-        assert_eq!(encr, [0, 2, 3, 7, 11, 12, 13, 14, 15, 16, 18, 19, 20, 23, 31]);
+        let encr: Vec<_> = EncrAlg::ALL
+            .iter()
+            .filter_map(|a| a.id(Dialect::Illumos))
+            .collect();
+        assert_eq!(
+            encr,
+            [0, 2, 3, 7, 11, 12, 13, 14, 15, 16, 18, 19, 20, 23, 31]
+        );
         assert_eq!(EncrAlg::from_id(17, Dialect::Illumos), None);
         assert_eq!(AuthAlg::from_id(4, Dialect::Illumos), None);
     }
@@ -761,7 +865,10 @@ mod tests {
 
     #[test]
     fn parity_is_corrected_and_written_back() {
-        assert_eq!(encr(EncrAlg::DesCbc, 64, 0, "be02938e7def2839"), Ok("bf02928f7cef2938".into()));
+        assert_eq!(
+            encr(EncrAlg::DesCbc, 64, 0, "be02938e7def2839"),
+            Ok("bf02928f7cef2938".into())
+        );
         let mut k = hex::decode("be02938e7def2839").unwrap_or_default();
         des_fix_parity(&mut k);
         assert_eq!(hex::encode(&k), "bf02928f7cef2938");
@@ -774,7 +881,10 @@ mod tests {
         assert_eq!(hex::encode(&k), "0101010101010101");
         assert!(des_is_weak(&k));
         let mut km = km("0001000100010001");
-        assert_eq!(check_encr_key(EncrAlg::DesCbc, 64, 0, &mut km), Err(Diagnostic::WeakEkey));
+        assert_eq!(
+            check_encr_key(EncrAlg::DesCbc, 64, 0, &mut km),
+            Err(Diagnostic::WeakEkey)
+        );
         assert_eq!(hex::encode(km.expose()), "0101010101010101");
     }
 
@@ -799,7 +909,12 @@ mod tests {
     #[test]
     fn illumos_x86_byte_reversed_keys_are_not_weak() {
         // decisions.md #5: the standard table, not illumos's reversed one.
-        for h in ["f10ef10ee01fe01f", "0ef10ef11fe01fe0", "010e010e011f011f", "fef1fef1fee0fee0"] {
+        for h in [
+            "f10ef10ee01fe01f",
+            "0ef10ef11fe01fe0",
+            "010e010e011f011f",
+            "fef1fef1fee0fee0",
+        ] {
             assert!(encr(EncrAlg::DesCbc, 64, 0, h).is_ok(), "{h}");
         }
     }
@@ -807,7 +922,10 @@ mod tests {
     #[test]
     fn good_des_keys_are_accepted() {
         assert!(encr(EncrAlg::DesCbc, 64, 0, "be02938e7def2839").is_ok());
-        assert_eq!(encr(EncrAlg::DesCbc, 64, 0, "0123456789abcdef"), Ok("0123456789abcdef".into()));
+        assert_eq!(
+            encr(EncrAlg::DesCbc, 64, 0, "0123456789abcdef"),
+            Ok("0123456789abcdef".into())
+        );
         assert!(!des_is_weak(&[0x01; 7]));
         assert!(!des_is_weak(&[0x01; 9]));
     }
@@ -817,18 +935,48 @@ mod tests {
         let (a, b, c) = ("0123456789abcdef", "fedcba9876543210", "be02938e7def2839");
         let t = |k: String| encr(EncrAlg::TripleDesCbc, 192, 0, &k);
         assert!(t(format!("{a}{b}{c}")).is_ok());
-        assert_eq!(t(format!("{a}{a}{c}")), Err(Diagnostic::WeakEkey), "K1 == K2");
-        assert_eq!(t(format!("{a}{b}{b}")), Err(Diagnostic::WeakEkey), "K2 == K3");
-        assert_eq!(t(format!("{a}{b}{a}")), Ok(format!("{a}{b}{a}")), "K1 == K3 is two-key 3DES");
+        assert_eq!(
+            t(format!("{a}{a}{c}")),
+            Err(Diagnostic::WeakEkey),
+            "K1 == K2"
+        );
+        assert_eq!(
+            t(format!("{a}{b}{b}")),
+            Err(Diagnostic::WeakEkey),
+            "K2 == K3"
+        );
+        assert_eq!(
+            t(format!("{a}{b}{a}")),
+            Ok(format!("{a}{b}{a}")),
+            "K1 == K3 is two-key 3DES"
+        );
         // Equal once the parity bits are corrected.
-        assert_eq!(t(format!("{a}{b}{}", "ffdcbb9977553311")), Err(Diagnostic::WeakEkey));
+        assert_eq!(
+            t(format!("{a}{b}{}", "ffdcbb9977553311")),
+            Err(Diagnostic::WeakEkey)
+        );
         for w in ["0101010101010101", "1f011f010e010e01", "fefefefefefefefe"] {
-            assert_eq!(t(format!("{a}{b}{w}")), Err(Diagnostic::WeakEkey), "weak K3 {w}");
-            assert_eq!(t(format!("{w}{a}{b}")), Err(Diagnostic::WeakEkey), "weak K1 {w}");
-            assert_eq!(t(format!("{a}{w}{b}")), Err(Diagnostic::WeakEkey), "weak K2 {w}");
+            assert_eq!(
+                t(format!("{a}{b}{w}")),
+                Err(Diagnostic::WeakEkey),
+                "weak K3 {w}"
+            );
+            assert_eq!(
+                t(format!("{w}{a}{b}")),
+                Err(Diagnostic::WeakEkey),
+                "weak K1 {w}"
+            );
+            assert_eq!(
+                t(format!("{a}{w}{b}")),
+                Err(Diagnostic::WeakEkey),
+                "weak K2 {w}"
+            );
         }
         // Every subkey's parity is corrected and written back.
-        assert_eq!(t(format!("be02938e7def2839{a}{b}")), Ok(format!("bf02928f7cef2938{a}{b}")));
+        assert_eq!(
+            t(format!("be02938e7def2839{a}{b}")),
+            Ok(format!("bf02928f7cef2938{a}{b}"))
+        );
     }
 
     #[test]
@@ -841,14 +989,28 @@ mod tests {
             assert_eq!(ok(EncrAlg::AesCbc, bits, 0), Ok(()), "aes-cbc {bits}");
         }
         for bits in [0, 64, 120, 160, 320] {
-            assert_eq!(ok(EncrAlg::AesCbc, bits, 0), Err(Diagnostic::BadEkeybits), "aes-cbc {bits}");
+            assert_eq!(
+                ok(EncrAlg::AesCbc, bits, 0),
+                Err(Diagnostic::BadEkeybits),
+                "aes-cbc {bits}"
+            );
         }
-        for alg in [EncrAlg::AesGcm8, EncrAlg::AesGcm12, EncrAlg::AesGcm16, EncrAlg::AesGmac, EncrAlg::AesCtr] {
+        for alg in [
+            EncrAlg::AesGcm8,
+            EncrAlg::AesGcm12,
+            EncrAlg::AesGcm16,
+            EncrAlg::AesGmac,
+            EncrAlg::AesCtr,
+        ] {
             for bits in [160, 224, 288] {
                 assert_eq!(ok(alg, bits, 0), Ok(()), "{alg:?} {bits}");
             }
             for bits in [128, 192, 256, 152, 296, 352] {
-                assert_eq!(ok(alg, bits, 0), Err(Diagnostic::BadEkeybits), "{alg:?} {bits}");
+                assert_eq!(
+                    ok(alg, bits, 0),
+                    Err(Diagnostic::BadEkeybits),
+                    "{alg:?} {bits}"
+                );
             }
         }
         for alg in [EncrAlg::AesCcm8, EncrAlg::AesCcm12, EncrAlg::AesCcm16] {
@@ -856,17 +1018,33 @@ mod tests {
                 assert_eq!(ok(alg, bits, 0), Ok(()), "{alg:?} {bits}");
             }
             for bits in [128, 160, 256, 288] {
-                assert_eq!(ok(alg, bits, 0), Err(Diagnostic::BadEkeybits), "{alg:?} {bits}");
+                assert_eq!(
+                    ok(alg, bits, 0),
+                    Err(Diagnostic::BadEkeybits),
+                    "{alg:?} {bits}"
+                );
             }
         }
         assert_eq!(ok(EncrAlg::ChaCha20Poly1305, 288, 0), Ok(()));
-        assert_eq!(ok(EncrAlg::ChaCha20Poly1305, 256, 0), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            ok(EncrAlg::ChaCha20Poly1305, 256, 0),
+            Err(Diagnostic::BadEkeybits)
+        );
         assert_eq!(ok(EncrAlg::BlowfishCbc, 128, 0), Ok(()));
-        assert_eq!(ok(EncrAlg::BlowfishCbc, 136, 0), Err(Diagnostic::BadEkeybits));
-        assert_eq!(ok(EncrAlg::BlowfishCbc, 448, 0), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            ok(EncrAlg::BlowfishCbc, 136, 0),
+            Err(Diagnostic::BadEkeybits)
+        );
+        assert_eq!(
+            ok(EncrAlg::BlowfishCbc, 448, 0),
+            Err(Diagnostic::BadEkeybits)
+        );
         assert_eq!(ok(EncrAlg::DesCbc, 56, 0), Err(Diagnostic::BadEkeybits));
         assert_eq!(ok(EncrAlg::DesCbc, 128, 0), Err(Diagnostic::BadEkeybits));
-        assert_eq!(ok(EncrAlg::TripleDesCbc, 128, 0), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            ok(EncrAlg::TripleDesCbc, 128, 0),
+            Err(Diagnostic::BadEkeybits)
+        );
         assert_eq!(ok(EncrAlg::TripleDesCbc, 192, 0), Ok(()));
         // IV bits (sadb_key_reserved) come off before the size check.
         assert_eq!(ok(EncrAlg::AesCbc, 128 + 64, 64), Ok(()));
@@ -875,30 +1053,57 @@ mod tests {
         // Underflow.
         assert_eq!(ok(EncrAlg::AesGcm16, 16, 0), Err(Diagnostic::BadEkeybits));
         assert_eq!(ok(EncrAlg::AesCbc, 128, 200), Err(Diagnostic::BadEkeybits));
-        assert_eq!(ok(EncrAlg::AesCbc, 128, u16::MAX), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            ok(EncrAlg::AesCbc, 128, u16::MAX),
+            Err(Diagnostic::BadEkeybits)
+        );
     }
 
     #[test]
     fn short_key_material_is_refused() {
         let mut k = key_of(120);
-        assert_eq!(check_encr_key(EncrAlg::AesCbc, 128, 0, &mut k), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            check_encr_key(EncrAlg::AesCbc, 128, 0, &mut k),
+            Err(Diagnostic::BadEkeybits)
+        );
         let mut k = key_of(56);
-        assert_eq!(check_encr_key(EncrAlg::DesCbc, 64, 0, &mut k), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            check_encr_key(EncrAlg::DesCbc, 64, 0, &mut k),
+            Err(Diagnostic::BadEkeybits)
+        );
         let mut k = key_of(184);
-        assert_eq!(check_encr_key(EncrAlg::TripleDesCbc, 192, 0, &mut k), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            check_encr_key(EncrAlg::TripleDesCbc, 192, 0, &mut k),
+            Err(Diagnostic::BadEkeybits)
+        );
         let k = key_of(152);
-        assert_eq!(check_auth_key(AuthAlg::HmacSha1, 160, &k), Err(Diagnostic::BadAkeybits));
+        assert_eq!(
+            check_auth_key(AuthAlg::HmacSha1, 160, &k),
+            Err(Diagnostic::BadAkeybits)
+        );
     }
 
     #[test]
     fn null_none_and_auth_none() {
         let mut k = key_of(128);
-        assert_eq!(check_encr_key(EncrAlg::Null, 128, 0, &mut k), Err(Diagnostic::BadEkeybits));
-        assert_eq!(check_encr_key(EncrAlg::Null, 0, 0, &mut k), Err(Diagnostic::BadEkeybits));
+        assert_eq!(
+            check_encr_key(EncrAlg::Null, 128, 0, &mut k),
+            Err(Diagnostic::BadEkeybits)
+        );
+        assert_eq!(
+            check_encr_key(EncrAlg::Null, 0, 0, &mut k),
+            Err(Diagnostic::BadEkeybits)
+        );
         assert_eq!(Diagnostic::BadEkeybits.code(), 45);
-        assert_eq!(check_encr_key(EncrAlg::None, 128, 0, &mut k), Err(Diagnostic::BadEalg));
+        assert_eq!(
+            check_encr_key(EncrAlg::None, 128, 0, &mut k),
+            Err(Diagnostic::BadEalg)
+        );
         assert_eq!(Diagnostic::BadEalg.code(), 41);
-        assert_eq!(check_auth_key(AuthAlg::None, 128, &k), Err(Diagnostic::BadAalg));
+        assert_eq!(
+            check_auth_key(AuthAlg::None, 128, &k),
+            Err(Diagnostic::BadAalg)
+        );
     }
 
     #[test]
@@ -918,7 +1123,14 @@ mod tests {
             assert_eq!(chk(alg, bits + 8), Err(Diagnostic::BadAkeybits), "{alg:?}");
         }
         // HMAC keys are never weak.
-        assert_eq!(check_auth_key(AuthAlg::HmacMd5, 128, &km("01010101010101010101010101010101")), Ok(()));
+        assert_eq!(
+            check_auth_key(
+                AuthAlg::HmacMd5,
+                128,
+                &km("01010101010101010101010101010101")
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -929,7 +1141,12 @@ mod tests {
         let f = KeyBits::fixed(160);
         assert!(f.allows(160) && !f.allows(159) && !f.allows(161));
         // A zero step with min < max still means min only.
-        assert!(!KeyBits { min: 8, max: 16, step: 0 }.allows(16));
+        assert!(!KeyBits {
+            min: 8,
+            max: 16,
+            step: 0
+        }
+        .allows(16));
     }
 
     proptest! {

@@ -16,8 +16,8 @@ use crate::alg::{check_auth_key, check_encr_key, AuthAlg, EncrAlg};
 use crate::diag::{Diagnostic as D, BAD_LABEL};
 use crate::errno::Errno;
 use crate::pfkey::{
-    error::malformed, flags, satype, Address, AlgDesc, Dialect, ExtKind, Extension, Key, Lifetime, Message,
-    MsgType, MsgView, RawExt, SaExt, SaState, WireError, WORD,
+    error::malformed, flags, satype, Address, AlgDesc, Dialect, ExtKind, Extension, Key, Lifetime,
+    Message, MsgType, MsgView, RawExt, SaExt, SaState, WireError, WORD,
 };
 use crate::replay::ReplayWindow;
 use crate::sa::{Endpoint, InnerSelector, Limits, Now, Sa};
@@ -63,7 +63,10 @@ pub struct Response {
 
 impl Response {
     fn one(to: Audience, msg: Message) -> Response {
-        Response { deliveries: vec![Delivery { to, msg }], effect: None }
+        Response {
+            deliveries: vec![Delivery { to, msg }],
+            effect: None,
+        }
     }
 
     /// The reply meant for the requester (the first delivery), if any.
@@ -173,7 +176,14 @@ impl Sadb {
             Jitter::Seeded(seed) => seed,
             Jitter::Off => 0,
         });
-        Sadb { cfg, sas: Slab::new(), index: Default::default(), rng, jitter_rng, next_serial: 1 }
+        Sadb {
+            cfg,
+            sas: Slab::new(),
+            index: Default::default(),
+            rng,
+            jitter_rng,
+            next_serial: 1,
+        }
     }
 
     fn take_serial(&mut self) -> u64 {
@@ -251,7 +261,12 @@ impl Sadb {
         };
         let msg_type = MsgType::from_number(hdr.msg_type, Dialect::Illumos);
         let error_reply = |r: Refusal| {
-            let mut m = Message::new(msg_type.unwrap_or(MsgType::Reserved), hdr.satype, hdr.seq, hdr.pid);
+            let mut m = Message::new(
+                msg_type.unwrap_or(MsgType::Reserved),
+                hdr.satype,
+                hdr.seq,
+                hdr.pid,
+            );
             m.errno = r.errno.number(Dialect::Illumos);
             m.reserved = r.diag.code();
             Response::one(error_audience(m.msg_type), m)
@@ -291,7 +306,10 @@ impl Sadb {
                 let mut echo = req.clone();
                 echo.errno = 0;
                 Ok(Response {
-                    deliveries: vec![Delivery { to: Audience::Sender, msg: echo }],
+                    deliveries: vec![Delivery {
+                        to: Audience::Sender,
+                        msg: echo,
+                    }],
                     effect: Some(SocketEffect::Promisc(req.satype != 0)),
                 })
             }
@@ -313,10 +331,22 @@ impl Sadb {
     fn check_request(&self, req: &Message) -> Result<Addrs> {
         let mut a = Addrs::default();
         if let Some(x) = req.address(ExtKind::AddressSrc) {
-            a.src = Some((Endpoint { ip: x.addr.canonical_ip(), port: x.addr.port }, x.proto));
+            a.src = Some((
+                Endpoint {
+                    ip: x.addr.canonical_ip(),
+                    port: x.addr.port,
+                },
+                x.proto,
+            ));
         }
         if let Some(x) = req.address(ExtKind::AddressDst) {
-            a.dst = Some((Endpoint { ip: x.addr.canonical_ip(), port: x.addr.port }, x.proto));
+            a.dst = Some((
+                Endpoint {
+                    ip: x.addr.canonical_ip(),
+                    port: x.addr.port,
+                },
+                x.proto,
+            ));
         }
         if let Some((s, _)) = a.src {
             if self.classify(s.ip) == AddrClass::MulticastOrBroadcast {
@@ -339,7 +369,10 @@ impl Sadb {
             if self.classify(ip) == AddrClass::Me {
                 return Err(einval(D::MalformedNattLoc));
             }
-            a.natt_loc = Some(Endpoint { ip, port: x.addr.port });
+            a.natt_loc = Some(Endpoint {
+                ip,
+                port: x.addr.port,
+            });
         }
         if let Some(x) = req.address(ExtKind::AddressNattRem) {
             let ip = x.addr.canonical_ip();
@@ -350,7 +383,10 @@ impl Sadb {
             if c == AddrClass::Me || (c == AddrClass::Unspecified && !inner_present) {
                 return Err(einval(D::MalformedNattRem));
             }
-            a.natt_rem = Some(Endpoint { ip, port: x.addr.port });
+            a.natt_rem = Some(Endpoint {
+                ip,
+                port: x.addr.port,
+            });
         }
         let isrc = req.address(ExtKind::AddressInnerSrc);
         let idst = req.address(ExtKind::AddressInnerDst);
@@ -366,7 +402,8 @@ impl Sadb {
                 if s.proto != 0 && d.proto != 0 && s.proto != d.proto {
                     return Err(einval(D::InnerProtoMismatch));
                 }
-                let outer_ports = a.src.is_some_and(|(e, _)| e.port != 0) || a.dst.is_some_and(|(e, _)| e.port != 0);
+                let outer_ports = a.src.is_some_and(|(e, _)| e.port != 0)
+                    || a.dst.is_some_and(|(e, _)| e.port != 0);
                 if outer_ports && (s_sel.port != 0 || d_sel.port != 0) {
                     return Err(einval(D::DualPortSets));
                 }
@@ -417,9 +454,15 @@ impl Sadb {
     /// Checks an ADD (or the UPDATE of a larval SA) and builds the SA.
     fn build_sa(&mut self, req: &Message, a: &Addrs, now: Now) -> Result<Sa> {
         let esp = req.satype == satype::ESP;
-        let Some((src, src_proto)) = a.src else { return Err(einval(D::MissingSrc)) };
-        let Some((dst, dst_proto)) = a.dst else { return Err(einval(D::MissingDst)) };
-        let Some(sa_ext) = req.sa() else { return Err(einval(D::MissingSa)) };
+        let Some((src, src_proto)) = a.src else {
+            return Err(einval(D::MissingSrc));
+        };
+        let Some((dst, dst_proto)) = a.dst else {
+            return Err(einval(D::MissingDst));
+        };
+        let Some(sa_ext) = req.sa() else {
+            return Err(einval(D::MissingSa));
+        };
         let akey = req.key(ExtKind::KeyAuth);
         let ekey = req.key(ExtKind::KeyEncrypt);
         let null_id = EncrAlg::Null.id(Dialect::Illumos).unwrap_or(11);
@@ -431,7 +474,10 @@ impl Sadb {
             return Err(einval(D::MissingAkey));
         }
         let state = SaState::from_u8(sa_ext.state);
-        if !matches!(state, Some(SaState::Mature) | Some(SaState::ActiveElsewhere)) {
+        if !matches!(
+            state,
+            Some(SaState::Mature) | Some(SaState::ActiveElsewhere)
+        ) {
             return Err(einval(D::BadSastate));
         }
         if esp {
@@ -478,7 +524,8 @@ impl Sadb {
         };
         let (encr_key, encr_key_bits) = match ekey {
             Some(k) => {
-                let alg = EncrAlg::from_id(sa_ext.encrypt, Dialect::Illumos).ok_or(einval(D::BadEalg))?;
+                let alg =
+                    EncrAlg::from_id(sa_ext.encrypt, Dialect::Illumos).ok_or(einval(D::BadEalg))?;
                 let mut material = key_bytes(k, k.bits);
                 check_encr_key(alg, k.bits, k.reserved, &mut material).map_err(einval)?;
                 // The IV bits some tests append are not part of the stored key.
@@ -531,7 +578,9 @@ impl Sadb {
             fl |= flags::X_TUNNEL;
         }
         let unique = if inner_src.is_some() {
-            inner_proto != 0 || inner_src.is_some_and(|s| s.port != 0) || inner_dst.is_some_and(|d| d.port != 0)
+            inner_proto != 0
+                || inner_src.is_some_and(|s| s.port != 0)
+                || inner_dst.is_some_and(|d| d.port != 0)
         } else {
             proto != 0 || src.port != 0 || dst.port != 0
         };
@@ -540,8 +589,13 @@ impl Sadb {
         }
         // RFC 4303 3.4.3 needs a known sender; illumos turns the window off
         // when the source is unspecified (5.7).
-        let replay_window = if src.ip.is_unspecified() { 0 } else { sa_ext.replay };
-        let mut replay = ReplayWindow::new(u32::from(replay_window)).map_err(|_| einval(D::None))?;
+        let replay_window = if src.ip.is_unspecified() {
+            0
+        } else {
+            sa_ext.replay
+        };
+        let mut replay =
+            ReplayWindow::new(u32::from(replay_window)).map_err(|_| einval(D::None))?;
         let mut seq_out = 0;
         if let Some(Extension::ReplayValue { r32, r64 }) = req.ext(ExtKind::ReplayValue) {
             if *r32 == 0 && *r64 != 0 {
@@ -562,7 +616,14 @@ impl Sadb {
             Some(i) => (i, false),
             None if self.cfg.idle_default && hard.addtime != 0 => {
                 let half = hard.addtime / 2;
-                (Lifetime { addtime: half, usetime: half, ..Lifetime::default() }, true)
+                (
+                    Lifetime {
+                        addtime: half,
+                        usetime: half,
+                        ..Lifetime::default()
+                    },
+                    true,
+                )
             }
             None => (Lifetime::default(), false),
         };
@@ -621,16 +682,30 @@ impl Sadb {
     /// table, the direction flags the SA shows).
     fn direction(&self, req_flags: u64, src: IpAddr, dst: IpAddr) -> Result<(bool, bool, u64)> {
         Ok(if req_flags & flags::X_INBOUND != 0 {
-            (true, req_flags & flags::X_OUTBOUND != 0, req_flags & (flags::X_INBOUND | flags::X_OUTBOUND))
+            (
+                true,
+                req_flags & flags::X_OUTBOUND != 0,
+                req_flags & (flags::X_INBOUND | flags::X_OUTBOUND),
+            )
         } else if req_flags & flags::X_OUTBOUND != 0 {
             (false, true, flags::X_OUTBOUND)
         } else {
             match self.classify(dst) {
-                AddrClass::MulticastOrBroadcast => (true, true, flags::X_INBOUND | flags::X_OUTBOUND),
-                AddrClass::Me => (true, self.classify(src) != AddrClass::NotMe, flags::X_INBOUND),
+                AddrClass::MulticastOrBroadcast => {
+                    (true, true, flags::X_INBOUND | flags::X_OUTBOUND)
+                }
+                AddrClass::Me => (
+                    true,
+                    self.classify(src) != AddrClass::NotMe,
+                    flags::X_INBOUND,
+                ),
                 AddrClass::NotMe => {
                     let clone = self.classify(src) != AddrClass::Me;
-                    (clone, true, flags::X_OUTBOUND | if clone { flags::X_INBOUND } else { 0 })
+                    (
+                        clone,
+                        true,
+                        flags::X_OUTBOUND | if clone { flags::X_INBOUND } else { 0 },
+                    )
                 }
                 AddrClass::Unspecified => return Err(einval(D::BadDst)),
             }
@@ -690,7 +765,9 @@ impl Sadb {
     /// Pairs SA `id` with the SA whose SPI is `pair_spi` (5.5). `Ok(diag)`
     /// with a non-zero diag means illumos's "errno 0 but not paired" cases.
     fn pair(&mut self, id: SaId, pair_spi: u32) -> Result<D> {
-        let Some(sa) = self.sas.get(id) else { return Err(einval(D::SaNotfound)) };
+        let Some(sa) = self.sas.get(id) else {
+            return Err(einval(D::SaNotfound));
+        };
         if pair_spi == 0 || pair_spi == sa.spi {
             return Err(einval(D::PairInappropriate));
         }
@@ -705,8 +782,12 @@ impl Sadb {
                     && if inbound { o.in_outbound } else { o.in_inbound }
             })
         });
-        let Some(p) = partner else { return Err(einval(D::PairInappropriate)) };
-        let Some(o) = self.sas.get(p) else { return Err(einval(D::PairInappropriate)) };
+        let Some(p) = partner else {
+            return Err(einval(D::PairInappropriate));
+        };
+        let Some(o) = self.sas.get(p) else {
+            return Err(einval(D::PairInappropriate));
+        };
         if matches!(o.state, SaState::Dying | SaState::Dead) {
             return Ok(D::PairInappropriate);
         }
@@ -762,9 +843,15 @@ impl Sadb {
 
     /// Looks up the SA a GET/UPDATE/DELETE names (5.1).
     fn find(&self, req: &Message, a: &Addrs) -> Result<SaId> {
-        let Some((dst, _)) = a.dst else { return Err(einval(D::MissingDst)) };
-        let Some(sa_ext) = req.sa() else { return Err(einval(D::MissingSa)) };
-        let id = self.lookup(req.satype, sa_ext.spi, dst.ip).ok_or(refuse(Errno::Esrch, D::SaNotfound))?;
+        let Some((dst, _)) = a.dst else {
+            return Err(einval(D::MissingDst));
+        };
+        let Some(sa_ext) = req.sa() else {
+            return Err(einval(D::MissingSa));
+        };
+        let id = self
+            .lookup(req.satype, sa_ext.spi, dst.ip)
+            .ok_or(refuse(Errno::Esrch, D::SaNotfound))?;
         if let Some((src, _)) = a.src {
             let sa = &self.sas[id];
             if !(src.ip.is_unspecified() || sa.src.ip.is_unspecified() || sa.src.ip == src.ip) {
@@ -797,10 +884,17 @@ impl Sadb {
         if req.has(ExtKind::KeyEncrypt) {
             return Err(einval(D::EkeyPresent));
         }
-        if !matches!(SaState::from_u8(sa_ext.state), Some(SaState::Mature) | Some(SaState::ActiveElsewhere)) {
+        if !matches!(
+            SaState::from_u8(sa_ext.state),
+            Some(SaState::Mature) | Some(SaState::ActiveElsewhere)
+        ) {
             return Err(einval(D::BadSastate));
         }
-        let settable = if req.satype == satype::ESP { flags::UPDATE_ESP } else { flags::UPDATE_AH };
+        let settable = if req.satype == satype::ESP {
+            flags::UPDATE_ESP
+        } else {
+            flags::UPDATE_AH
+        };
         if sa_ext.flags & !settable != 0 {
             return Err(einval(D::BadSaflags));
         }
@@ -840,7 +934,15 @@ impl Sadb {
             None
         };
         let dst_is_me = self.classify(sa.dst.ip) == AddrClass::Me;
-        self.apply_update(id, req, &hard, &soft, idle.as_ref(), replay_value, dst_is_me)?;
+        self.apply_update(
+            id,
+            req,
+            &hard,
+            &soft,
+            idle.as_ref(),
+            replay_value,
+            dst_is_me,
+        )?;
         if let Some(Extension::KmCookie { proto, cookie }) = req.ext(ExtKind::KmCookie) {
             if let Some(sa) = self.sas.get_mut(id) {
                 sa.kmc = (*proto, *cookie);
@@ -891,7 +993,9 @@ impl Sadb {
         replay_value: Option<u64>,
         dst_is_me: bool,
     ) -> Result<()> {
-        let Some(sa) = self.sas.get_mut(id) else { return Err(refuse(Errno::Esrch, D::SaNotfound)) };
+        let Some(sa) = self.sas.get_mut(id) else {
+            return Err(refuse(Errno::Esrch, D::SaNotfound));
+        };
         if let Some(v) = replay_value {
             if sa.replay_window != 0 {
                 if dst_is_me {
@@ -928,7 +1032,13 @@ impl Sadb {
     }
 
     /// UPDATE of a larval SA from GETSPI: completed like an ADD.
-    fn complete_larval(&mut self, req: &Message, a: &Addrs, id: SaId, now: Now) -> Result<Response> {
+    fn complete_larval(
+        &mut self,
+        req: &Message,
+        a: &Addrs,
+        id: SaId,
+        now: Now,
+    ) -> Result<Response> {
         let mut sa = self.build_sa(req, a, now)?;
         let old = &self.sas[id];
         sa.src = old.src;
@@ -948,22 +1058,31 @@ impl Sadb {
         }
         let id = self.find(req, &a)?;
         let partner = self.partner(id);
-        let Some(sa) = self.remove(id) else { return Err(refuse(Errno::Esrch, D::SaNotfound)) };
+        let Some(sa) = self.remove(id) else {
+            return Err(refuse(Errno::Esrch, D::SaNotfound));
+        };
         // DELETE-PAIR removes the SA and its partner *or clone* (5.5): a
         // cloned SA's other copy went with it, so it has its pair.
         let cloned = sa.in_inbound && sa.in_outbound;
-        let mut out = vec![Delivery { to: Audience::All, msg: sa.describe(req.msg_type, req.seq, req.pid, false) }];
+        let mut out = vec![Delivery {
+            to: Audience::All,
+            msg: sa.describe(req.msg_type, req.seq, req.pid, false),
+        }];
         if req.msg_type == MsgType::DelPair {
             match partner.and_then(|p| self.remove(p)) {
-                Some(p) => {
-                    out.push(Delivery { to: Audience::All, msg: p.describe(req.msg_type, req.seq, req.pid, false) })
-                }
+                Some(p) => out.push(Delivery {
+                    to: Audience::All,
+                    msg: p.describe(req.msg_type, req.seq, req.pid, false),
+                }),
                 None if cloned => {}
                 // The SA itself is gone all the same (5.5).
                 None => return Err(refuse(Errno::Esrch, D::PairSaNotfound)),
             }
         }
-        Ok(Response { deliveries: out, effect: None })
+        Ok(Response {
+            deliveries: out,
+            effect: None,
+        })
     }
 
     /// DELETE without an SA extension: every non-larval SA between the
@@ -995,8 +1114,12 @@ impl Sadb {
 
     fn delpair_state(&mut self, req: &Message) -> Result<Response> {
         let a = self.check_request(req)?;
-        let Some(sa_ext) = req.sa() else { return Err(einval(D::MissingSa)) };
-        let (Some((src, _)), Some((dst, _))) = (a.src, a.dst) else { return Err(einval(D::MissingDst)) };
+        let Some(sa_ext) = req.sa() else {
+            return Err(einval(D::MissingSa));
+        };
+        let (Some((src, _)), Some((dst, _))) = (a.src, a.dst) else {
+            return Err(einval(D::MissingDst));
+        };
         let victims: Vec<SaId> = self
             .sas
             .iter()
@@ -1024,7 +1147,10 @@ impl Sadb {
     fn get(&mut self, req: &Message) -> Result<Response> {
         let a = self.check_request(req)?;
         let id = self.find(req, &a)?;
-        Ok(Response::one(Audience::Sender, self.sas[id].describe(MsgType::Get, req.seq, req.pid, true)))
+        Ok(Response::one(
+            Audience::Sender,
+            self.sas[id].describe(MsgType::Get, req.seq, req.pid, true),
+        ))
     }
 
     fn inverse_acquire(&mut self, req: &Message) -> Result<Response> {
@@ -1076,22 +1202,35 @@ impl Sadb {
                 // Outbound table first, then SAs only in the inbound table (1.8).
                 for outbound_pass in [true, false] {
                     for (_, sa) in self.sas.iter() {
-                        if sa.satype != t || sa.dst.ip.is_ipv6() != v6 || sa.in_outbound != outbound_pass {
+                        if sa.satype != t
+                            || sa.dst.ip.is_ipv6() != v6
+                            || sa.in_outbound != outbound_pass
+                        {
                             continue;
                         }
                         // X_EDUMP: only SAs used within the last `timeout` s.
-                        if timeout.is_some_and(|to| to != 0 && sa.last_use.saturating_add(to) < now) {
+                        if timeout.is_some_and(|to| to != 0 && sa.last_use.saturating_add(to) < now)
+                        {
                             continue;
                         }
-                        out.push(Delivery { to: Audience::Sender, msg: sa.describe(MsgType::Dump, req.seq, req.pid, true) });
+                        out.push(Delivery {
+                            to: Audience::Sender,
+                            msg: sa.describe(MsgType::Dump, req.seq, req.pid, true),
+                        });
                     }
                 }
             }
         }
         let mut end = Message::new(MsgType::Dump, req.satype, 0, req.pid);
         end.errno = 0;
-        out.push(Delivery { to: Audience::Sender, msg: end });
-        Ok(Response { deliveries: out, effect: None })
+        out.push(Delivery {
+            to: Audience::Sender,
+            msg: end,
+        });
+        Ok(Response {
+            deliveries: out,
+            effect: None,
+        })
     }
 
     // ----------------------------------------------------------------------
@@ -1099,8 +1238,12 @@ impl Sadb {
 
     fn getspi(&mut self, req: &Message, now: Now) -> Result<Response> {
         let a = self.check_request(req)?;
-        let Some((src, sproto)) = a.src else { return Err(einval(D::MissingSrc)) };
-        let Some((dst, dproto)) = a.dst else { return Err(einval(D::MissingDst)) };
+        let Some((src, sproto)) = a.src else {
+            return Err(einval(D::MissingSrc));
+        };
+        let Some((dst, dproto)) = a.dst else {
+            return Err(einval(D::MissingDst));
+        };
         let Some(Extension::SpiRange(range)) = req.ext(ExtKind::SpiRange) else {
             return Err(einval(D::MissingRange));
         };
@@ -1171,9 +1314,19 @@ impl Sadb {
         let id = self.sas.insert(sa);
         self.index[t].insert((spi, dst.ip), id);
         let mut reply = Message::new(MsgType::GetSpi, req.satype, req.seq, req.pid);
-        reply.exts.push(Extension::Sa(SaExt { spi, state: SaState::Larval as u8, ..SaExt::default() }));
-        reply.exts.push(Extension::Address(ExtKind::AddressSrc, Address::new(src.ip, src.port, sproto)));
-        reply.exts.push(Extension::Address(ExtKind::AddressDst, Address::new(dst.ip, dst.port, dproto)));
+        reply.exts.push(Extension::Sa(SaExt {
+            spi,
+            state: SaState::Larval as u8,
+            ..SaExt::default()
+        }));
+        reply.exts.push(Extension::Address(
+            ExtKind::AddressSrc,
+            Address::new(src.ip, src.port, sproto),
+        ));
+        reply.exts.push(Extension::Address(
+            ExtKind::AddressDst,
+            Address::new(dst.ip, dst.port, dproto),
+        ));
         Ok(Response::one(Audience::All, reply))
     }
 
@@ -1208,7 +1361,9 @@ impl Sadb {
                     })
                 })
                 .collect();
-            reply.exts.push(Extension::Supported(ExtKind::SupportedAuth, algs));
+            reply
+                .exts
+                .push(Extension::Supported(ExtKind::SupportedAuth, algs));
         }
         if wants_encr {
             let algs = EncrAlg::ALL
@@ -1226,7 +1381,9 @@ impl Sadb {
                     })
                 })
                 .collect();
-            reply.exts.push(Extension::Supported(ExtKind::SupportedEncrypt, algs));
+            reply
+                .exts
+                .push(Extension::Supported(ExtKind::SupportedEncrypt, algs));
         }
         let effect = if req.satype == satype::UNSPEC {
             SocketEffect::RegisterExtended(types)
@@ -1234,7 +1391,10 @@ impl Sadb {
             SocketEffect::Register(req.satype)
         };
         Ok(Response {
-            deliveries: vec![Delivery { to: Audience::Registered(req.satype), msg: reply }],
+            deliveries: vec![Delivery {
+                to: Audience::Registered(req.satype),
+                msg: reply,
+            }],
             effect: Some(effect),
         })
     }
@@ -1270,9 +1430,17 @@ impl Sadb {
                 continue;
             }
             let sa = &self.sas[id];
-            let idle_time = if sa.use_time != 0 { sa.idle.usetime } else { sa.idle.addtime };
+            let idle_time = if sa.use_time != 0 {
+                sa.idle.usetime
+            } else {
+                sa.idle.addtime
+            };
             if sa.state == SaState::Mature && idle_time != 0 {
-                let since = if sa.use_time != 0 { sa.last_use } else { sa.add_time };
+                let since = if sa.use_time != 0 {
+                    sa.last_use
+                } else {
+                    sa.add_time
+                };
                 if now >= since.saturating_add(idle_time) && sa.idle_notified != Some(since) {
                     out.push(sa.expire_msg(ExtKind::LifetimeIdle));
                     if let Some(sa) = self.sas.get_mut(id) {
@@ -1314,9 +1482,16 @@ impl Sadb {
     /// Accounts `bytes` of traffic through SA `id` at `now` (the packet
     /// engine's hook). Returns the EXPIREs this caused; `Err` means the SA
     /// is (now) dead and the packet must be dropped.
-    pub fn account(&mut self, id: SaId, bytes: u64, now: Now) -> std::result::Result<Vec<Message>, Vec<Message>> {
+    pub fn account(
+        &mut self,
+        id: SaId,
+        bytes: u64,
+        now: Now,
+    ) -> std::result::Result<Vec<Message>, Vec<Message>> {
         let mut out = Vec::new();
-        let Some(sa) = self.sas.get_mut(id) else { return Err(out) };
+        let Some(sa) = self.sas.get_mut(id) else {
+            return Err(out);
+        };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
             return Err(out);
         }
@@ -1351,13 +1526,21 @@ struct Addrs {
 
 fn inner_selector(a: &Address, kind: ExtKind) -> Result<InnerSelector> {
     let prefix_err = || {
-        einval(if kind == ExtKind::AddressInnerSrc { D::PrefixInnerSrc } else { D::PrefixInnerDst })
+        einval(if kind == ExtKind::AddressInnerSrc {
+            D::PrefixInnerSrc
+        } else {
+            D::PrefixInnerDst
+        })
     };
     let (ip, prefix_len) = match a.addr.ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             // ipseckey sends IPv4 prefixes in mapped form, offset by 96.
             Some(v4) => {
-                let p = if a.prefix_len == 0 { 0 } else { a.prefix_len.checked_sub(96).ok_or_else(prefix_err)? };
+                let p = if a.prefix_len == 0 {
+                    0
+                } else {
+                    a.prefix_len.checked_sub(96).ok_or_else(prefix_err)?
+                };
                 (IpAddr::V4(v4), p)
             }
             None => (IpAddr::V6(v6), a.prefix_len),
@@ -1368,7 +1551,11 @@ fn inner_selector(a: &Address, kind: ExtKind) -> Result<InnerSelector> {
     if prefix_len > max {
         return Err(prefix_err());
     }
-    Ok(InnerSelector { ip, prefix_len: if prefix_len == 0 { max } else { prefix_len }, port: a.addr.port })
+    Ok(InnerSelector {
+        ip,
+        prefix_len: if prefix_len == 0 { max } else { prefix_len },
+        port: a.addr.port,
+    })
 }
 
 /// HARD/SOFT/IDLE from a request with the soft-before-hard checks (5.6).
@@ -1443,8 +1630,20 @@ fn recompute_expiry(sa: &mut Sa) {
     if sa.state == SaState::Larval {
         return;
     }
-    let at = |base: u64, rel: u64| if rel == 0 { 0 } else { base.saturating_add(rel) };
-    let used = |rel: u64| if sa.use_time == 0 { 0 } else { at(sa.use_time, rel) };
+    let at = |base: u64, rel: u64| {
+        if rel == 0 {
+            0
+        } else {
+            base.saturating_add(rel)
+        }
+    };
+    let used = |rel: u64| {
+        if sa.use_time == 0 {
+            0
+        } else {
+            at(sa.use_time, rel)
+        }
+    };
     sa.hard_expire = min_nonzero(at(sa.add_time, sa.hard.addtime), used(sa.hard.usetime));
     sa.soft_expire = min_nonzero(at(sa.add_time, sa.soft.addtime), used(sa.soft.usetime));
 }
@@ -1461,7 +1660,10 @@ fn strip_for_echo(req: &Message) -> Message {
     let mut echo = req.clone();
     echo.errno = 0;
     echo.exts.retain(|e| {
-        !matches!(e.kind(), None | Some(ExtKind::KeyAuth) | Some(ExtKind::KeyEncrypt) | Some(ExtKind::ExtDump))
+        !matches!(
+            e.kind(),
+            None | Some(ExtKind::KeyAuth) | Some(ExtKind::KeyEncrypt) | Some(ExtKind::ExtDump)
+        )
     });
     echo
 }
@@ -1485,7 +1687,10 @@ fn error_audience(t: MsgType) -> Audience {
 /// without an SADB (ipseckey-behaviour.md 5.2 step 3).
 fn satype_check(t: MsgType, sa_type: u8) -> Result<()> {
     use MsgType as T;
-    let needs_type = matches!(t, T::GetSpi | T::Add | T::Update | T::UpdatePair | T::Delete | T::DelPair | T::Get);
+    let needs_type = matches!(
+        t,
+        T::GetSpi | T::Add | T::Update | T::UpdatePair | T::Delete | T::DelPair | T::Get
+    );
     if needs_type && sa_type == satype::UNSPEC {
         return Err(einval(D::SatypeNeeded));
     }
@@ -1500,7 +1705,8 @@ fn satype_check(t: MsgType, sa_type: u8) -> Result<()> {
 pub fn keysock_check(bytes: &[u8]) -> Result<Message> {
     let wire = |e: WireError| refuse(e.errno(), e.diagnostic());
     let view = MsgView::new_checked(bytes).map_err(wire)?;
-    let Some(msg_type) = MsgType::from_number(view.msg_type(), Dialect::Illumos).filter(|t| *t != MsgType::Reserved)
+    let Some(msg_type) =
+        MsgType::from_number(view.msg_type(), Dialect::Illumos).filter(|t| *t != MsgType::Reserved)
     else {
         return Err(einval(D::UnknownMsg));
     };
@@ -1515,7 +1721,9 @@ pub fn keysock_check(bytes: &[u8]) -> Result<Message> {
             return Err(wire(WireError::DuplicateExt(kind)));
         }
         keysock_ext_check(kind, &raw)?;
-        if matches!(kind, ExtKind::IdentitySrc | ExtKind::IdentityDst) && raw.bytes.len() > IDENT_STRING {
+        if matches!(kind, ExtKind::IdentitySrc | ExtKind::IdentityDst)
+            && raw.bytes.len() > IDENT_STRING
+        {
             ident_ends.push(raw.offset + raw.bytes.len() - 1);
         }
     }
@@ -1540,7 +1748,10 @@ const IDENT_STRING: usize = crate::pfkey::field::ident::STRING;
 fn keysock_ext_check(kind: ExtKind, raw: &RawExt<'_>) -> Result<()> {
     let len = raw.bytes.len();
     match kind {
-        ExtKind::AddressSrc | ExtKind::AddressDst | ExtKind::AddressInnerSrc | ExtKind::AddressInnerDst
+        ExtKind::AddressSrc
+        | ExtKind::AddressDst
+        | ExtKind::AddressInnerSrc
+        | ExtKind::AddressInnerDst
             if len <= WORD =>
         {
             Err(einval(malformed(kind)))
@@ -1549,7 +1760,11 @@ fn keysock_ext_check(kind: ExtKind, raw: &RawExt<'_>) -> Result<()> {
             Err(einval(D::None))
         }
         ExtKind::KeyAuth | ExtKind::KeyEncrypt => {
-            let bits = if len >= 6 { u16::from_ne_bytes([raw.bytes[4], raw.bytes[5]]) } else { 0 };
+            let bits = if len >= 6 {
+                u16::from_ne_bytes([raw.bytes[4], raw.bytes[5]])
+            } else {
+                0
+            };
             // illumos sizes the payload from floor(bits / 8), rounded up to
             // a word (5.8): an odd bit count such as "e/3" never fits.
             let expected = WORD + (bits as usize / 8).div_ceil(WORD) * WORD;

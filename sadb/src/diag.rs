@@ -148,8 +148,14 @@ mod tests {
     #[test]
     fn texts_keep_illumos_quirks() {
         // The trailing space and the misspelling are what ipseckey prints.
-        assert_eq!(Diagnostic::from_code(64).text(), "Invalid inner-source prefix length ");
-        assert_eq!(Diagnostic::ProtoMismatch.text(), "Source/desination protocol mismatch");
+        assert_eq!(
+            Diagnostic::from_code(64).text(),
+            "Invalid inner-source prefix length "
+        );
+        assert_eq!(
+            Diagnostic::ProtoMismatch.text(),
+            "Source/desination protocol mismatch"
+        );
         // 83 (BAD_LABEL) has no text in ipseckey's table.
         assert_eq!(Diagnostic::from_code(83), Diagnostic::Other(83));
         assert_eq!(Diagnostic::from_code(83).text(), "Unknown diagnostic code");

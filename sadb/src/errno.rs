@@ -40,13 +40,28 @@ const TABLE: &[(Errno, u8, u8, &str)] = &[
     (Errno::Eexist, 17, 17, "File exists"),
     (Errno::Einval, 22, 22, "Invalid argument"),
     (Errno::Enosys, 89, 38, "Operation not applicable"),
-    (Errno::Eloop, 90, 40, "Number of symbolic links encountered during path name traversal exceeds MAXSYMLINKS"),
+    (
+        Errno::Eloop,
+        90,
+        40,
+        "Number of symbolic links encountered during path name traversal exceeds MAXSYMLINKS",
+    ),
     (Errno::Emsgsize, 97, 90, "Message too long"),
     (Errno::Eprototype, 98, 91, "Protocol wrong type for socket"),
-    (Errno::Enoprotoopt, 99, 92, "Option not supported by protocol"),
+    (
+        Errno::Enoprotoopt,
+        99,
+        92,
+        "Option not supported by protocol",
+    ),
     (Errno::Eprotonosupport, 120, 93, "Protocol not supported"),
     (Errno::Eopnotsupp, 122, 95, "Operation not supported"),
-    (Errno::Eafnosupport, 124, 97, "Address family not supported by protocol family"),
+    (
+        Errno::Eafnosupport,
+        124,
+        97,
+        "Address family not supported by protocol family",
+    ),
     (Errno::Enobufs, 132, 105, "No buffer space available"),
 ];
 

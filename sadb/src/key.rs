@@ -71,9 +71,18 @@ mod tests {
 
     #[test]
     fn equality_and_zero_check() {
-        assert_eq!(KeyMaterial::from_slice(&[1, 2]), KeyMaterial::from_slice(&[1, 2]));
-        assert_ne!(KeyMaterial::from_slice(&[1, 2]), KeyMaterial::from_slice(&[1, 3]));
-        assert_ne!(KeyMaterial::from_slice(&[1, 2]), KeyMaterial::from_slice(&[1, 2, 0]));
+        assert_eq!(
+            KeyMaterial::from_slice(&[1, 2]),
+            KeyMaterial::from_slice(&[1, 2])
+        );
+        assert_ne!(
+            KeyMaterial::from_slice(&[1, 2]),
+            KeyMaterial::from_slice(&[1, 3])
+        );
+        assert_ne!(
+            KeyMaterial::from_slice(&[1, 2]),
+            KeyMaterial::from_slice(&[1, 2, 0])
+        );
         assert!(KeyMaterial::from_slice(&[0, 0, 0]).is_all_zero());
         assert!(!KeyMaterial::from_slice(&[0, 0, 1]).is_all_zero());
     }

@@ -14,8 +14,8 @@ pub mod pfkey;
 pub mod replay;
 pub mod sa;
 
+pub use db::{Audience, Config, Delivery, Jitter, Response, SaId, Sadb, SocketEffect};
 pub use diag::Diagnostic;
 pub use errno::Errno;
 pub use key::KeyMaterial;
-pub use db::{Audience, Config, Delivery, Jitter, Response, SaId, Sadb, SocketEffect};
 pub use sa::{Now, Sa};

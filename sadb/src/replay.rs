@@ -87,7 +87,10 @@ impl ReplayWindow {
     #[inline]
     fn locate(&self, seq: u64) -> (usize, u64) {
         let block = (seq >> BLOCK_SHIFT) as usize;
-        (block & self.ring.len().wrapping_sub(1), 1u64 << (seq & BIT_MASK))
+        (
+            block & self.ring.len().wrapping_sub(1),
+            1u64 << (seq & BIT_MASK),
+        )
     }
 
     /// A window of `size` packets; 0 turns replay protection off (every

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use crate::alg::{AuthAlg, EncrAlg};
 use crate::key::KeyMaterial;
 use crate::pfkey::{
-    flags, Address, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType, SaExt, SaState, Sensitivity,
-    SockAddr,
+    flags, Address, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType, SaExt, SaState,
+    Sensitivity, SockAddr,
 };
 use crate::replay::ReplayWindow;
 
@@ -133,7 +133,12 @@ impl Sa {
     }
 
     fn current(&self) -> Lifetime {
-        Lifetime { allocations: 0, bytes: self.bytes, addtime: self.add_time, usetime: self.use_time }
+        Lifetime {
+            allocations: 0,
+            bytes: self.bytes,
+            addtime: self.add_time,
+            usetime: self.use_time,
+        }
     }
 
     fn addresses(&self, m: &mut Message) {
@@ -150,11 +155,18 @@ impl Sa {
     }
 
     fn inner(&self, m: &mut Message) {
-        for (kind, sel) in [(ExtKind::AddressInnerSrc, self.inner_src), (ExtKind::AddressInnerDst, self.inner_dst)] {
+        for (kind, sel) in [
+            (ExtKind::AddressInnerSrc, self.inner_src),
+            (ExtKind::AddressInnerDst, self.inner_dst),
+        ] {
             if let Some(s) = sel {
                 m.exts.push(Extension::Address(
                     kind,
-                    Address { proto: self.inner_proto, prefix_len: s.prefix_len, addr: SockAddr::new(s.ip, s.port) },
+                    Address {
+                        proto: self.inner_proto,
+                        prefix_len: s.prefix_len,
+                        addr: SockAddr::new(s.ip, s.port),
+                    },
                 ));
             }
         }
@@ -165,67 +177,100 @@ impl Sa {
     pub fn describe(&self, msg_type: MsgType, seq: u32, pid: u32, with_keys: bool) -> Message {
         let mut m = Message::new(msg_type, self.satype, seq, pid);
         m.exts.push(Extension::Sa(self.sa_ext()));
-        m.exts.push(Extension::Lifetime(ExtKind::LifetimeCurrent, self.current()));
+        m.exts.push(Extension::Lifetime(
+            ExtKind::LifetimeCurrent,
+            self.current(),
+        ));
         if !self.hard.is_zero() {
-            m.exts.push(Extension::Lifetime(ExtKind::LifetimeHard, self.hard));
+            m.exts
+                .push(Extension::Lifetime(ExtKind::LifetimeHard, self.hard));
         }
         if !self.soft.is_zero() {
-            m.exts.push(Extension::Lifetime(ExtKind::LifetimeSoft, self.soft));
+            m.exts
+                .push(Extension::Lifetime(ExtKind::LifetimeSoft, self.soft));
         }
         if self.idle.addtime != 0 || self.idle.usetime != 0 {
             m.exts.push(Extension::Lifetime(
                 ExtKind::LifetimeIdle,
-                Lifetime { addtime: self.idle.addtime, usetime: self.idle.usetime, ..Lifetime::default() },
+                Lifetime {
+                    addtime: self.idle.addtime,
+                    usetime: self.idle.usetime,
+                    ..Lifetime::default()
+                },
             ));
         }
         self.addresses(&mut m);
         if self.flags & flags::X_NATT_LOC != 0 {
             if let Some(e) = self.natt_loc {
-                m.exts.push(Extension::Address(ExtKind::AddressNattLoc, Address::new(e.ip, e.port, 0)));
+                m.exts.push(Extension::Address(
+                    ExtKind::AddressNattLoc,
+                    Address::new(e.ip, e.port, 0),
+                ));
             }
         }
         if self.flags & flags::X_NATT_REM != 0 {
             if let Some(e) = self.natt_rem {
-                m.exts.push(Extension::Address(ExtKind::AddressNattRem, Address::new(e.ip, e.port, 0)));
+                m.exts.push(Extension::Address(
+                    ExtKind::AddressNattRem,
+                    Address::new(e.ip, e.port, 0),
+                ));
             }
         }
         self.inner(&mut m);
         if self.kmc != (0, 0) {
-            m.exts.push(Extension::KmCookie { proto: self.kmc.0, cookie: self.kmc.1 });
+            m.exts.push(Extension::KmCookie {
+                proto: self.kmc.0,
+                cookie: self.kmc.1,
+            });
         }
         if with_keys {
             if let Some(k) = &self.auth_key {
                 m.exts.push(Extension::Key(
                     ExtKind::KeyAuth,
-                    Key { bits: self.auth_key_bits, reserved: 0, material: k.clone() },
+                    Key {
+                        bits: self.auth_key_bits,
+                        reserved: 0,
+                        material: k.clone(),
+                    },
                 ));
             }
             if let Some(k) = &self.encr_key {
                 let salt = self.encr().map(|a| a.salt_bits()).unwrap_or(0);
                 m.exts.push(Extension::Key(
                     ExtKind::KeyEncrypt,
-                    Key { bits: self.encr_key_bits.saturating_sub(salt), reserved: salt, material: k.clone() },
+                    Key {
+                        bits: self.encr_key_bits.saturating_sub(salt),
+                        reserved: salt,
+                        material: k.clone(),
+                    },
                 ));
             }
         }
         if let Some(i) = &self.ident_src {
-            m.exts.push(Extension::Identity(ExtKind::IdentitySrc, i.clone()));
+            m.exts
+                .push(Extension::Identity(ExtKind::IdentitySrc, i.clone()));
         }
         if let Some(i) = &self.ident_dst {
-            m.exts.push(Extension::Identity(ExtKind::IdentityDst, i.clone()));
+            m.exts
+                .push(Extension::Identity(ExtKind::IdentityDst, i.clone()));
         }
         if let Some(s) = &self.sens {
-            m.exts.push(Extension::Sensitivity(ExtKind::Sensitivity, s.clone()));
+            m.exts
+                .push(Extension::Sensitivity(ExtKind::Sensitivity, s.clone()));
         }
         if let Some(s) = &self.outer_sens {
-            m.exts.push(Extension::Sensitivity(ExtKind::OuterSensitivity, s.clone()));
+            m.exts
+                .push(Extension::Sensitivity(ExtKind::OuterSensitivity, s.clone()));
         }
         if let Some(p) = self.pair_spi {
             m.exts.push(Extension::Pair { spi: p });
         }
         let ctr = self.replay_counter();
         if ctr != 0 {
-            m.exts.push(Extension::ReplayValue { r32: ctr as u32, r64: 0 });
+            m.exts.push(Extension::ReplayValue {
+                r32: ctr as u32,
+                r64: 0,
+            });
         }
         m
     }
@@ -235,11 +280,18 @@ impl Sa {
     pub fn expire_msg(&self, which: ExtKind) -> Message {
         let mut m = Message::new(MsgType::Expire, self.satype, 0, 0);
         m.exts.push(Extension::Sa(self.sa_ext()));
-        m.exts.push(Extension::Lifetime(ExtKind::LifetimeCurrent, self.current()));
+        m.exts.push(Extension::Lifetime(
+            ExtKind::LifetimeCurrent,
+            self.current(),
+        ));
         let limits = match which {
             ExtKind::LifetimeHard => self.hard,
             ExtKind::LifetimeSoft => self.soft,
-            _ => Lifetime { addtime: self.idle.addtime, usetime: self.idle.usetime, ..Lifetime::default() },
+            _ => Lifetime {
+                addtime: self.idle.addtime,
+                usetime: self.idle.usetime,
+                ..Lifetime::default()
+            },
         };
         m.exts.push(Extension::Lifetime(which, limits));
         self.addresses(&mut m);

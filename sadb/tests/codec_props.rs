@@ -16,8 +16,16 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 }
 
 fn address(dialect: Dialect) -> impl Strategy<Value = Address> {
-    (ip(), any::<u16>(), any::<u8>(), any::<u8>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-        move |(ip, port, proto, prefix, flow, scope, src_id)| {
+    (
+        ip(),
+        any::<u16>(),
+        any::<u8>(),
+        any::<u8>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(move |(ip, port, proto, prefix, flow, scope, src_id)| {
             let v6 = ip.is_ipv6();
             let max = if v6 { 128 } else { 32 };
             Address {
@@ -28,16 +36,25 @@ fn address(dialect: Dialect) -> impl Strategy<Value = Address> {
                     port,
                     flowinfo: if v6 { flow } else { 0 },
                     scope_id: if v6 { scope } else { 0 },
-                    src_id: if v6 && dialect == Dialect::Illumos { src_id } else { 0 },
+                    src_id: if v6 && dialect == Dialect::Illumos {
+                        src_id
+                    } else {
+                        0
+                    },
                 },
             }
-        },
-    )
+        })
 }
 
 fn lifetime() -> impl Strategy<Value = Lifetime> {
-    (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>())
-        .prop_map(|(allocations, bytes, addtime, usetime)| Lifetime { allocations, bytes, addtime, usetime })
+    (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(allocations, bytes, addtime, usetime)| Lifetime {
+            allocations,
+            bytes,
+            addtime,
+            usetime,
+        },
+    )
 }
 
 fn key() -> impl Strategy<Value = Key> {
@@ -47,8 +64,14 @@ fn key() -> impl Strategy<Value = Key> {
         let room = pad8(n);
         let with_salt = (bits as usize + reserved as usize).div_ceil(8).min(room);
         let len = n.max(with_salt);
-        let material = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8 ^ i as u8).collect();
-        Key { bits, reserved, material: KeyMaterial::new(material) }
+        let material = (0..len)
+            .map(|i| (seed >> (i % 8 * 8)) as u8 ^ i as u8)
+            .collect();
+        Key {
+            bits,
+            reserved,
+            material: KeyMaterial::new(material),
+        }
     })
 }
 
@@ -65,43 +88,135 @@ fn sa_flags(dialect: Dialect) -> impl Strategy<Value = u64> {
 
 fn extension(dialect: Dialect) -> BoxedStrategy<Extension> {
     let common = prop_oneof![
-        (any::<u32>(), any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), sa_flags(dialect)).prop_map(
-            move |(spi, replay, state, auth, encrypt, flags)| {
+        (
+            any::<u32>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            sa_flags(dialect)
+        )
+            .prop_map(move |(spi, replay, state, auth, encrypt, flags)| {
                 // Linux cannot carry the AEAD ids (tested separately).
-                let aead = sadb::alg::EncrAlg::from_id(encrypt, Dialect::Illumos).is_some_and(|a| a.is_aead());
-                let encrypt = if dialect == Dialect::Linux && aead { 12 } else { encrypt };
-                Extension::Sa(SaExt { spi, replay, state, auth, encrypt, flags })
-            }
-        ),
-        (prop::sample::select(vec![ExtKind::LifetimeCurrent, ExtKind::LifetimeHard, ExtKind::LifetimeSoft]), lifetime())
+                let aead = sadb::alg::EncrAlg::from_id(encrypt, Dialect::Illumos)
+                    .is_some_and(|a| a.is_aead());
+                let encrypt = if dialect == Dialect::Linux && aead {
+                    12
+                } else {
+                    encrypt
+                };
+                Extension::Sa(SaExt {
+                    spi,
+                    replay,
+                    state,
+                    auth,
+                    encrypt,
+                    flags,
+                })
+            }),
+        (
+            prop::sample::select(vec![
+                ExtKind::LifetimeCurrent,
+                ExtKind::LifetimeHard,
+                ExtKind::LifetimeSoft
+            ]),
+            lifetime()
+        )
             .prop_map(|(k, l)| Extension::Lifetime(k, l)),
-        (prop::sample::select(vec![ExtKind::AddressSrc, ExtKind::AddressDst, ExtKind::AddressInnerSrc]), address(dialect))
+        (
+            prop::sample::select(vec![
+                ExtKind::AddressSrc,
+                ExtKind::AddressDst,
+                ExtKind::AddressInnerSrc
+            ]),
+            address(dialect)
+        )
             .prop_map(|(k, a)| Extension::Address(k, a)),
-        (prop::sample::select(vec![ExtKind::KeyAuth, ExtKind::KeyEncrypt]), key()).prop_map(|(k, v)| Extension::Key(k, v)),
-        (prop::sample::select(vec![ExtKind::IdentitySrc, ExtKind::IdentityDst]), any::<u16>(), any::<u64>(), text())
-            .prop_map(|(k, id_type, id, text)| Extension::Identity(k, Identity { id_type, id, text })),
-        (any::<u32>(), any::<u8>(), any::<u8>(), any::<u32>(), prop::collection::vec(any::<u64>(), 0..3), prop::collection::vec(any::<u64>(), 0..3))
-            .prop_map(|(dpd, sens_level, integ_level, flags, sens_bitmap, integ_bitmap)| Extension::Sensitivity(
-                ExtKind::Sensitivity,
-                Sensitivity { dpd, sens_level, integ_level, flags, sens_bitmap, integ_bitmap }
+        (
+            prop::sample::select(vec![ExtKind::KeyAuth, ExtKind::KeyEncrypt]),
+            key()
+        )
+            .prop_map(|(k, v)| Extension::Key(k, v)),
+        (
+            prop::sample::select(vec![ExtKind::IdentitySrc, ExtKind::IdentityDst]),
+            any::<u16>(),
+            any::<u64>(),
+            text()
+        )
+            .prop_map(|(k, id_type, id, text)| Extension::Identity(
+                k,
+                Identity { id_type, id, text }
             )),
-        (any::<u8>(), prop::collection::vec((any::<[u8; 2]>(), any::<u16>(), any::<u64>()), 0..3)).prop_map(|(replay, c)| {
-            Extension::Proposal(Proposal {
-                replay,
-                combs: c
-                    .into_iter()
-                    .map(|(ae, f, x)| Comb { auth: ae[0], encrypt: ae[1], flags: f, hard_bytes: x, soft_usetime: x / 3, ..Comb::default() })
-                    .collect(),
-            })
-        }),
-        (prop::sample::select(vec![ExtKind::SupportedAuth, ExtKind::SupportedEncrypt]), prop::collection::vec(any::<(u8, u8, u16, u16, u8, u8)>(), 0..4))
+        (
+            any::<u32>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u64>(), 0..3),
+            prop::collection::vec(any::<u64>(), 0..3)
+        )
+            .prop_map(
+                |(dpd, sens_level, integ_level, flags, sens_bitmap, integ_bitmap)| {
+                    Extension::Sensitivity(
+                        ExtKind::Sensitivity,
+                        Sensitivity {
+                            dpd,
+                            sens_level,
+                            integ_level,
+                            flags,
+                            sens_bitmap,
+                            integ_bitmap,
+                        },
+                    )
+                }
+            ),
+        (
+            any::<u8>(),
+            prop::collection::vec((any::<[u8; 2]>(), any::<u16>(), any::<u64>()), 0..3)
+        )
+            .prop_map(|(replay, c)| {
+                Extension::Proposal(Proposal {
+                    replay,
+                    combs: c
+                        .into_iter()
+                        .map(|(ae, f, x)| Comb {
+                            auth: ae[0],
+                            encrypt: ae[1],
+                            flags: f,
+                            hard_bytes: x,
+                            soft_usetime: x / 3,
+                            ..Comb::default()
+                        })
+                        .collect(),
+                })
+            }),
+        (
+            prop::sample::select(vec![ExtKind::SupportedAuth, ExtKind::SupportedEncrypt]),
+            prop::collection::vec(any::<(u8, u8, u16, u16, u8, u8)>(), 0..4)
+        )
             .prop_map(|(k, v)| Extension::Supported(
                 k,
-                v.into_iter().map(|(id, ivlen, minbits, maxbits, increment, saltbits)| AlgDesc { id, ivlen, minbits, maxbits, increment, saltbits }).collect()
+                v.into_iter()
+                    .map(
+                        |(id, ivlen, minbits, maxbits, increment, saltbits)| AlgDesc {
+                            id,
+                            ivlen,
+                            minbits,
+                            maxbits,
+                            increment,
+                            saltbits
+                        }
+                    )
+                    .collect()
             )),
-        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Extension::SpiRange(SpiRange { min: a.min(b), max: a.max(b) })),
-        (30u16..2000, prop::collection::vec(any::<u8>(), 0..6))
-            .prop_map(|(t, mut body)| { body.resize(pad8(body.len() + 4) - 4, 0); Extension::Unknown { wire_type: t, body } }),
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Extension::SpiRange(SpiRange {
+            min: a.min(b),
+            max: a.max(b)
+        })),
+        (30u16..2000, prop::collection::vec(any::<u8>(), 0..6)).prop_map(|(t, mut body)| {
+            body.resize(pad8(body.len() + 4) - 4, 0);
+            Extension::Unknown { wire_type: t, body }
+        }),
     ];
     match dialect {
         Dialect::Illumos => prop_oneof![
@@ -131,8 +246,20 @@ fn extension(dialect: Dialect) -> BoxedStrategy<Extension> {
 }
 
 fn message(dialect: Dialect) -> impl Strategy<Value = Message> {
-    let types: Vec<MsgType> = MsgType::ALL.iter().copied().filter(|t| t.number(dialect).is_some()).collect();
-    (prop::sample::select(types), any::<u8>(), any::<u8>(), any::<u16>(), any::<u32>(), any::<u32>(), prop::collection::vec(extension(dialect), 0..8))
+    let types: Vec<MsgType> = MsgType::ALL
+        .iter()
+        .copied()
+        .filter(|t| t.number(dialect).is_some())
+        .collect();
+    (
+        prop::sample::select(types),
+        any::<u8>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<u32>(),
+        any::<u32>(),
+        prop::collection::vec(extension(dialect), 0..8),
+    )
         .prop_map(|(msg_type, errno, satype, reserved, seq, pid, exts)| {
             // Duplicates are refused by every kernel, so a valid message has none.
             let mut seen = std::collections::HashSet::new();
@@ -144,7 +271,15 @@ fn message(dialect: Dialect) -> impl Strategy<Value = Message> {
                     None => true,
                 })
                 .collect();
-            Message { msg_type, errno, satype, reserved, seq, pid, exts }
+            Message {
+                msg_type,
+                errno,
+                satype,
+                reserved,
+                seq,
+                pid,
+                exts,
+            }
         })
 }
 
@@ -190,9 +325,12 @@ fn check_round_trip(m: &Message, d: Dialect) -> Result<(), TestCaseError> {
     let bytes = m.emit(d).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(bytes.len(), m.buffer_len(d));
     prop_assert_eq!(bytes.len() % 8, 0);
-    let parsed = Message::parse(&bytes, d).map_err(|e| TestCaseError::fail(format!("{e}: {m:?}")))?;
+    let parsed =
+        Message::parse(&bytes, d).map_err(|e| TestCaseError::fail(format!("{e}: {m:?}")))?;
     prop_assert_eq!(&parsed, m);
-    let again = parsed.emit(d).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let again = parsed
+        .emit(d)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(again, bytes);
     Ok(())
 }

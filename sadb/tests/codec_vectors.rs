@@ -9,7 +9,11 @@ use sadb::pfkey::{Dialect, ExtKind, Extension, Message, MsgType};
 fn load(name: &str) -> (Dialect, Vec<u8>) {
     let path = format!("{}/../vectors/pfkey/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let dialect = if text.contains("# dialect: linux") { Dialect::Linux } else { Dialect::Illumos };
+    let dialect = if text.contains("# dialect: linux") {
+        Dialect::Linux
+    } else {
+        Dialect::Illumos
+    };
     let bytes = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -23,7 +27,11 @@ fn round_trip(name: &str) -> Message {
     let (dialect, bytes) = load(name);
     let msg = Message::parse(&bytes, dialect).unwrap_or_else(|e| panic!("{name}: {e}"));
     let again = msg.emit(dialect).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(hex::encode(&again), hex::encode(&bytes), "{name} did not re-emit bit for bit");
+    assert_eq!(
+        hex::encode(&again),
+        hex::encode(&bytes),
+        "{name} did not re-emit bit for bit"
+    );
     msg
 }
 
@@ -32,7 +40,11 @@ fn every_fixture_round_trips() {
     let dir = format!("{}/../vectors/pfkey", env!("CARGO_MANIFEST_DIR"));
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("vectors/pfkey") {
-        let name = entry.expect("entry").file_name().into_string().expect("utf-8 name");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8 name");
         if name.ends_with(".hex") {
             round_trip(&name);
             n += 1;
@@ -50,10 +62,19 @@ fn ipseckey_add_with_mapped_addresses() {
     assert_eq!((sa.spi, sa.auth, sa.encrypt, sa.state), (0x2112, 2, 2, 1));
     let src = m.address(ExtKind::AddressSrc).expect("src");
     assert!(src.addr.ip.is_ipv6(), "ipseckey sends AF_INET6");
-    assert_eq!(src.addr.canonical_ip(), "10.0.0.1".parse::<IpAddr>().unwrap());
-    assert_eq!(m.lifetime(ExtKind::LifetimeHard).expect("hard").usetime, 28800);
+    assert_eq!(
+        src.addr.canonical_ip(),
+        "10.0.0.1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        m.lifetime(ExtKind::LifetimeHard).expect("hard").usetime,
+        28800
+    );
     let k = m.key(ExtKind::KeyEncrypt).expect("encr key");
-    assert_eq!((k.bits, k.material.expose()), (64, &hex::decode("be02938e7def2839").unwrap()[..]));
+    assert_eq!(
+        (k.bits, k.material.expose()),
+        (64, &hex::decode("be02938e7def2839").unwrap()[..])
+    );
 }
 
 #[test]
@@ -63,9 +84,15 @@ fn illumos_get_reply_carries_salt_after_key() {
     assert_eq!((k.bits, k.reserved, k.material.len()), (128, 32, 20));
     assert_eq!(&k.material.expose()[16..], &[0xca, 0xfe, 0xba, 0xbe]);
     assert_eq!(m.ext(ExtKind::Pair), Some(&Extension::Pair { spi: 0x1001 }));
-    assert_eq!(m.ext(ExtKind::ReplayValue), Some(&Extension::ReplayValue { r32: 5, r64: 0 }));
+    assert_eq!(
+        m.ext(ExtKind::ReplayValue),
+        Some(&Extension::ReplayValue { r32: 5, r64: 0 })
+    );
     assert_eq!(m.sa().expect("sa").flags, 0x8000_8000);
-    assert_eq!(m.lifetime(ExtKind::LifetimeCurrent).expect("current").bytes, 1500);
+    assert_eq!(
+        m.lifetime(ExtKind::LifetimeCurrent).expect("current").bytes,
+        1500
+    );
 }
 
 #[test]
@@ -83,9 +110,17 @@ fn tunnel_and_natt_extensions() {
     let loc = m.address(ExtKind::AddressNattLoc).expect("natt loc");
     assert_eq!(loc.addr.port, 4500);
     assert_eq!(m.lifetime(ExtKind::LifetimeIdle).expect("idle").usetime, 50);
-    assert_eq!(m.ext(ExtKind::KmCookie), Some(&Extension::KmCookie { proto: 1, cookie: 0x1122334455667788 }));
+    assert_eq!(
+        m.ext(ExtKind::KmCookie),
+        Some(&Extension::KmCookie {
+            proto: 1,
+            cookie: 0x1122334455667788
+        })
+    );
     match m.ext(ExtKind::IdentitySrc) {
-        Some(Extension::Identity(_, i)) => assert_eq!((i.id_type, i.text.as_slice()), (2, &b"a.example"[..])),
+        Some(Extension::Identity(_, i)) => {
+            assert_eq!((i.id_type, i.text.as_slice()), (2, &b"a.example"[..]))
+        }
         other => panic!("identity: {other:?}"),
     }
 }
@@ -93,9 +128,19 @@ fn tunnel_and_natt_extensions() {
 #[test]
 fn linux_dialect_decodes_its_own_numbers() {
     let m = round_trip("linux-add-esp-v6-natt.hex");
-    assert_eq!(m.ext(ExtKind::Sa2), Some(&Extension::Sa2 { mode: 2, sequence: 0, reqid: 7 }));
+    assert_eq!(
+        m.ext(ExtKind::Sa2),
+        Some(&Extension::Sa2 {
+            mode: 2,
+            sequence: 0,
+            reqid: 7
+        })
+    );
     assert_eq!(m.ext(ExtKind::NatTType), Some(&Extension::NatTType(2)));
-    assert_eq!(m.ext(ExtKind::NatTDport), Some(&Extension::NatTPort(ExtKind::NatTDport, 4501)));
+    assert_eq!(
+        m.ext(ExtKind::NatTDport),
+        Some(&Extension::NatTPort(ExtKind::NatTDport, 4501))
+    );
     let dst = m.address(ExtKind::AddressDst).expect("dst");
     assert_eq!(dst.addr.ip, "2001:db8::2".parse::<IpAddr>().unwrap());
     // The same bytes read as illumos mean something else (type 20 is NATT_LOC
@@ -110,7 +155,10 @@ fn register_reply_and_getspi() {
     match m.ext(ExtKind::SupportedEncrypt) {
         Some(Extension::Supported(_, algs)) => {
             assert_eq!(algs.len(), 2);
-            assert_eq!((algs[1].id, algs[1].saltbits, algs[1].increment), (20, 32, 64));
+            assert_eq!(
+                (algs[1].id, algs[1].saltbits, algs[1].increment),
+                (20, 32, 64)
+            );
         }
         other => panic!("supported: {other:?}"),
     }
@@ -124,11 +172,15 @@ fn register_reply_and_getspi() {
 #[test]
 fn illumos_only_features_refuse_to_encode_for_linux() {
     let m = round_trip("illumos-tunnel-natt.hex");
-    let err = m.emit(Dialect::Linux).expect_err("Linux has no NATT_LOC/flags");
+    let err = m
+        .emit(Dialect::Linux)
+        .expect_err("Linux has no NATT_LOC/flags");
     let text = err.to_string();
     assert!(text.contains("Linux"), "{text}");
     let mut m = round_trip("illumos-get-reply-gcm.hex");
-    let err = m.emit(Dialect::Linux).expect_err("AES-GCM through Linux PF_KEY");
+    let err = m
+        .emit(Dialect::Linux)
+        .expect_err("AES-GCM through Linux PF_KEY");
     assert!(err.to_string().contains("aes-gcm"), "{err}");
     if let Some(sa) = m.sa_mut() {
         sa.encrypt = 12;
@@ -139,8 +191,18 @@ fn illumos_only_features_refuse_to_encode_for_linux() {
 
 #[test]
 fn aead_algorithms_refuse_to_encode_for_linux_pfkey() {
-    let m = Message::new(MsgType::Add, 3, 1, 1).with(sadb::pfkey::SaExt { spi: 1, state: 1, encrypt: 20, ..Default::default() });
-    let err = m.emit(Dialect::Linux).expect_err("Linux PF_KEY has no AES-GCM");
-    assert_eq!(err.to_string(), "encryption algorithm aes-gcm is not supported by the Linux kernel's PF_KEY");
+    let m = Message::new(MsgType::Add, 3, 1, 1).with(sadb::pfkey::SaExt {
+        spi: 1,
+        state: 1,
+        encrypt: 20,
+        ..Default::default()
+    });
+    let err = m
+        .emit(Dialect::Linux)
+        .expect_err("Linux PF_KEY has no AES-GCM");
+    assert_eq!(
+        err.to_string(),
+        "encryption algorithm aes-gcm is not supported by the Linux kernel's PF_KEY"
+    );
     assert!(m.emit(Dialect::Illumos).is_ok());
 }

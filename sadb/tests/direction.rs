@@ -44,15 +44,26 @@ fn place(req: Message) -> (Tables, u64) {
     k.ok(&outbound_ref, T0);
     let dst = dst.to_string();
 
-    let spis: Vec<u32> = k.dump(satype::ESP, T0).iter().filter_map(|m| m.sa().map(|s| s.spi)).collect();
-    assert_eq!(spis.iter().filter(|&&s| s == 0x100).count(), 1, "listed once: {spis:x?}");
+    let spis: Vec<u32> = k
+        .dump(satype::ESP, T0)
+        .iter()
+        .filter_map(|m| m.sa().map(|s| s.spi))
+        .collect();
+    assert_eq!(
+        spis.iter().filter(|&&s| s == 0x100).count(),
+        1,
+        "listed once: {spis:x?}"
+    );
     let pos = |spi: u32| spis.iter().position(|&s| s == spi).unwrap_or(usize::MAX);
     let in_outbound = pos(0x100) < pos(0x9001);
     let inbound_only = pos(0x100) > pos(0x9002);
     assert_ne!(in_outbound, inbound_only, "dump order {spis:x?}");
 
     let got = k.get(satype::ESP, 0x100, &dst, T0);
-    let soft = got.lifetime(ExtKind::LifetimeSoft).map(|l| l.addtime).unwrap_or_default();
+    let soft = got
+        .lifetime(ExtKind::LifetimeSoft)
+        .map(|l| l.addtime)
+        .unwrap_or_default();
     let jittered = soft != SOFT;
     let tables = match (in_outbound, jittered) {
         (false, false) => Tables::InboundOnly,
@@ -82,14 +93,23 @@ fn direction_inbound_flag_puts_the_sa_in_the_inbound_table_only_whatever_the_add
 #[test]
 fn direction_inbound_and_outbound_flags_clone_the_sa() {
     let both = flags::X_INBOUND | flags::X_OUTBOUND;
-    assert_eq!(place(with_flags(esp_add(0x100, Some(PEER), ME), both)), (Tables::Both, both));
-    assert_eq!(place(with_flags(esp_add(0x100, Some(ME), PEER), both)), (Tables::Both, both));
+    assert_eq!(
+        place(with_flags(esp_add(0x100, Some(PEER), ME), both)),
+        (Tables::Both, both)
+    );
+    assert_eq!(
+        place(with_flags(esp_add(0x100, Some(ME), PEER), both)),
+        (Tables::Both, both)
+    );
 }
 
 #[test]
 fn direction_outbound_flag_alone_puts_the_sa_in_the_outbound_table_only() {
     assert_eq!(
-        place(with_flags(esp_add(0x100, Some(PEER), ME), flags::X_OUTBOUND)),
+        place(with_flags(
+            esp_add(0x100, Some(PEER), ME),
+            flags::X_OUTBOUND
+        )),
         (Tables::OutboundOnly, flags::X_OUTBOUND)
     );
     assert_eq!(
@@ -101,15 +121,27 @@ fn direction_outbound_flag_alone_puts_the_sa_in_the_outbound_table_only() {
 #[test]
 fn direction_multicast_destination_is_cloned_and_flagged_both_ways() {
     let both = flags::X_INBOUND | flags::X_OUTBOUND;
-    assert_eq!(place(esp_add(0x100, Some(ME), "224.0.0.5")), (Tables::Both, both));
-    assert_eq!(place(esp_add(0x100, None, "255.255.255.255")), (Tables::Both, both));
-    assert_eq!(place(esp_add(0x100, Some("2001:db8::1"), "ff05::2")), (Tables::Both, both));
+    assert_eq!(
+        place(esp_add(0x100, Some(ME), "224.0.0.5")),
+        (Tables::Both, both)
+    );
+    assert_eq!(
+        place(esp_add(0x100, None, "255.255.255.255")),
+        (Tables::Both, both)
+    );
+    assert_eq!(
+        place(esp_add(0x100, Some("2001:db8::1"), "ff05::2")),
+        (Tables::Both, both)
+    );
 }
 
 #[test]
 fn direction_dst_is_me_and_src_is_not_me_is_inbound_only() {
     // Worked example: src 10.0.0.2 dst 10.0.0.1 -> 0x4000 < X_INBOUND >.
-    assert_eq!(place(esp_add(0x100, Some(PEER), ME)), (Tables::InboundOnly, 0x4000));
+    assert_eq!(
+        place(esp_add(0x100, Some(PEER), ME)),
+        (Tables::InboundOnly, 0x4000)
+    );
 }
 
 #[test]
@@ -120,14 +152,23 @@ fn direction_dst_is_me_without_src_is_cloned_but_flagged_inbound_only() {
 
 #[test]
 fn direction_dst_is_me_and_src_is_me_is_cloned_but_flagged_inbound_only() {
-    assert_eq!(place(esp_add(0x100, Some(ME), ME)), (Tables::Both, flags::X_INBOUND));
-    assert_eq!(place(esp_add(0x100, Some("127.0.0.1"), ME)), (Tables::Both, flags::X_INBOUND));
+    assert_eq!(
+        place(esp_add(0x100, Some(ME), ME)),
+        (Tables::Both, flags::X_INBOUND)
+    );
+    assert_eq!(
+        place(esp_add(0x100, Some("127.0.0.1"), ME)),
+        (Tables::Both, flags::X_INBOUND)
+    );
 }
 
 #[test]
 fn direction_dst_is_not_me_and_src_is_me_is_outbound_only() {
     // Worked example: src 10.0.0.1 dst 10.0.0.2 -> 0x8000 < X_OUTBOUND >.
-    assert_eq!(place(esp_add(0x100, Some(ME), PEER)), (Tables::OutboundOnly, 0x8000));
+    assert_eq!(
+        place(esp_add(0x100, Some(ME), PEER)),
+        (Tables::OutboundOnly, 0x8000)
+    );
 }
 
 #[test]
@@ -139,7 +180,10 @@ fn direction_dst_is_not_me_without_src_is_cloned_and_flagged_both_ways() {
 #[test]
 fn direction_dst_is_not_me_and_src_is_not_me_is_cloned_and_flagged_both_ways() {
     // Worked example: src 10.0.0.3 dst 10.0.0.2 -> 0xc000.
-    assert_eq!(place(esp_add(0x100, Some("10.0.0.3"), PEER)), (Tables::Both, 0xc000));
+    assert_eq!(
+        place(esp_add(0x100, Some("10.0.0.3"), PEER)),
+        (Tables::Both, 0xc000)
+    );
 }
 
 #[test]
@@ -149,13 +193,24 @@ fn direction_flags_on_get_update_and_delete_only_choose_the_table_searched_first
     k.ok(&esp_add(0x200, Some(ME), PEER), T0);
     for hint in [0, flags::X_INBOUND, flags::X_OUTBOUND] {
         for (spi, dst) in [(0x100, ME), (0x200, PEER)] {
-            let got = k.ok(&by_spi(MsgType::Get, satype::ESP, spi, dst).sa_edit(|s| s.flags = hint), T0);
+            let got = k.ok(
+                &by_spi(MsgType::Get, satype::ESP, spi, dst).sa_edit(|s| s.flags = hint),
+                T0,
+            );
             assert_eq!(got.sa().map(|s| s.spi), Some(spi));
         }
     }
-    let upd = update(MsgType::Update, satype::ESP, 0x100, None, ME).sa_edit(|s| s.flags = flags::X_OUTBOUND);
+    let upd = update(MsgType::Update, satype::ESP, 0x100, None, ME)
+        .sa_edit(|s| s.flags = flags::X_OUTBOUND);
     k.ok(&upd.with(hard_add(500)), T0);
-    assert_eq!(k.sa(satype::ESP, 0x100, ME, T0).flags, flags::X_INBOUND, "the hint does not move the SA");
-    k.ok(&by_spi(MsgType::Delete, satype::ESP, 0x200, PEER).sa_edit(|s| s.flags = flags::X_INBOUND), T0);
+    assert_eq!(
+        k.sa(satype::ESP, 0x100, ME, T0).flags,
+        flags::X_INBOUND,
+        "the hint does not move the SA"
+    );
+    k.ok(
+        &by_spi(MsgType::Delete, satype::ESP, 0x200, PEER).sa_edit(|s| s.flags = flags::X_INBOUND),
+        T0,
+    );
     k.gone(satype::ESP, 0x200, PEER, T0);
 }

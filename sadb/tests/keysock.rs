@@ -6,7 +6,10 @@ use common::*;
 
 /// An extension given as raw bytes after its 4-byte generic header.
 fn raw(wire_type: u16, body_len: usize) -> Extension {
-    Extension::Unknown { wire_type, body: vec![0x11; body_len] }
+    Extension::Unknown {
+        wire_type,
+        body: vec![0x11; body_len],
+    }
 }
 
 #[test]
@@ -41,7 +44,10 @@ fn extension_type_0_or_above_27_is_unknown_ext_2() {
     }
     // Type 27 (X_OUTER_SENS) is the last one illumos knows: not "unknown".
     let b = bytes(&esp_add(0x100, Some(ME), PEER).with(raw(27, 12)));
-    assert_ne!(k.send_bytes(&b, T0).only().reserved, Diagnostic::UnknownExt.code());
+    assert_ne!(
+        k.send_bytes(&b, T0).only().reserved,
+        Diagnostic::UnknownExt.code()
+    );
     k.ok(&base(MsgType::Flush, satype::UNSPEC), T0);
 
     let mut b = bytes(&esp_add(0x100, Some(ME), PEER));
@@ -58,11 +64,23 @@ fn extension_length_0_or_past_the_end_is_bad_extlen_3() {
 
     let mut zero = good.clone();
     put_u16(&mut zero, at, 0);
-    k.refused_bytes(&zero, MsgType::Add, T0, Errno::Einval, Diagnostic::BadExtlen);
+    k.refused_bytes(
+        &zero,
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::BadExtlen,
+    );
 
     let mut overrun = good.clone();
     put_u16(&mut overrun, at, (good.len() / 8) as u16);
-    k.refused_bytes(&overrun, MsgType::Add, T0, Errno::Einval, Diagnostic::BadExtlen);
+    k.refused_bytes(
+        &overrun,
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::BadExtlen,
+    );
 }
 
 #[test]
@@ -72,48 +90,104 @@ fn duplicate_src_dst_sa_keys_range_and_inner_addresses_have_their_own_diagnostic
     let cases = [
         (addr(ExtKind::AddressSrc, ME), Diagnostic::DuplicateSrc),
         (addr(ExtKind::AddressDst, PEER), Diagnostic::DuplicateDst),
-        (Extension::Sa(SaExt { spi: 0x100, state: MATURE, ..SaExt::default() }), Diagnostic::DuplicateSa),
-        (key(ExtKind::KeyEncrypt, 128, AES128), Diagnostic::DuplicateEkey),
-        (key(ExtKind::KeyAuth, 160, SHA1_KEY), Diagnostic::DuplicateAkey),
+        (
+            Extension::Sa(SaExt {
+                spi: 0x100,
+                state: MATURE,
+                ..SaExt::default()
+            }),
+            Diagnostic::DuplicateSa,
+        ),
+        (
+            key(ExtKind::KeyEncrypt, 128, AES128),
+            Diagnostic::DuplicateEkey,
+        ),
+        (
+            key(ExtKind::KeyAuth, 160, SHA1_KEY),
+            Diagnostic::DuplicateAkey,
+        ),
     ];
     for (ext, diag) in cases {
         let b = bytes(&add.clone().with(ext));
         k.refused_bytes(&b, MsgType::Add, T0, Errno::Einval, diag);
     }
 
-    let tunnel = add.clone().with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24)).with(inner(
-        ExtKind::AddressInnerDst,
-        "192.168.2.0",
-        24,
-    ));
-    let b = bytes(&tunnel.clone().with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24)));
-    k.refused_bytes(&b, MsgType::Add, T0, Errno::Einval, Diagnostic::DuplicateInnerSrc);
+    let tunnel = add
+        .clone()
+        .with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24))
+        .with(inner(ExtKind::AddressInnerDst, "192.168.2.0", 24));
+    let b = bytes(
+        &tunnel
+            .clone()
+            .with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24)),
+    );
+    k.refused_bytes(
+        &b,
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::DuplicateInnerSrc,
+    );
     let b = bytes(&tunnel.with(inner(ExtKind::AddressInnerDst, "192.168.2.0", 24)));
-    k.refused_bytes(&b, MsgType::Add, T0, Errno::Einval, Diagnostic::DuplicateInnerDst);
+    k.refused_bytes(
+        &b,
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::DuplicateInnerDst,
+    );
 
     let gs = getspi(satype::ESP, PEER, ME, 0x1000, 0x2000);
-    let b = bytes(&gs.with(Extension::SpiRange(SpiRange { min: 0x3000, max: 0x4000 })));
-    k.refused_bytes(&b, MsgType::GetSpi, T0, Errno::Einval, Diagnostic::DuplicateRange);
+    let b = bytes(&gs.with(Extension::SpiRange(SpiRange {
+        min: 0x3000,
+        max: 0x4000,
+    })));
+    k.refused_bytes(
+        &b,
+        MsgType::GetSpi,
+        T0,
+        Errno::Einval,
+        Diagnostic::DuplicateRange,
+    );
 }
 
 #[test]
 fn duplicate_of_any_other_extension_is_diagnostic_0() {
     let mut k = kernel();
     let add = esp_add(0x100, Some(ME), PEER);
-    let ident = Extension::Identity(ExtKind::IdentitySrc, Identity { id_type: 2, id: 0, text: b"a.example".to_vec() });
+    let ident = Extension::Identity(
+        ExtKind::IdentitySrc,
+        Identity {
+            id_type: 2,
+            id: 0,
+            text: b"a.example".to_vec(),
+        },
+    );
     let nat = addr(ExtKind::AddressNattLoc, "192.0.2.7");
     let dups = [
         vec![hard_add(100), hard_add(200)],
         vec![soft_add(100), soft_add(50)],
-        vec![Extension::Pair { spi: 0x300 }, Extension::Pair { spi: 0x301 }],
+        vec![
+            Extension::Pair { spi: 0x300 },
+            Extension::Pair { spi: 0x301 },
+        ],
         vec![nat.clone(), nat],
         vec![ident.clone(), ident],
-        vec![Extension::ReplayValue { r32: 1, r64: 0 }, Extension::ReplayValue { r32: 2, r64: 0 }],
+        vec![
+            Extension::ReplayValue { r32: 1, r64: 0 },
+            Extension::ReplayValue { r32: 2, r64: 0 },
+        ],
     ];
     for pair in dups {
         let mut m = add.clone();
         m.exts.extend(pair);
-        k.refused_bytes(&bytes(&m), MsgType::Add, T0, Errno::Einval, Diagnostic::None);
+        k.refused_bytes(
+            &bytes(&m),
+            MsgType::Add,
+            T0,
+            Errno::Einval,
+            Diagnostic::None,
+        );
     }
 }
 
@@ -121,28 +195,53 @@ fn duplicate_of_any_other_extension_is_diagnostic_0() {
 fn address_extension_not_longer_than_its_header_is_malformed_30_31_62_63() {
     let mut k = kernel();
     let add = esp_add(0x100, Some(ME), PEER);
-    let tunnel = add.clone().with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24)).with(inner(
-        ExtKind::AddressInnerDst,
-        "192.168.2.0",
-        24,
-    ));
+    let tunnel = add
+        .clone()
+        .with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 24))
+        .with(inner(ExtKind::AddressInnerDst, "192.168.2.0", 24));
     let cases = [
-        (add.clone().without(ExtKind::AddressSrc), ExtKind::AddressSrc, Diagnostic::MalformedSrc),
-        (add.clone().without(ExtKind::AddressDst), ExtKind::AddressDst, Diagnostic::MalformedDst),
-        (tunnel.clone().without(ExtKind::AddressInnerSrc), ExtKind::AddressInnerSrc, Diagnostic::MalformedInnerSrc),
-        (tunnel.without(ExtKind::AddressInnerDst), ExtKind::AddressInnerDst, Diagnostic::MalformedInnerDst),
+        (
+            add.clone().without(ExtKind::AddressSrc),
+            ExtKind::AddressSrc,
+            Diagnostic::MalformedSrc,
+        ),
+        (
+            add.clone().without(ExtKind::AddressDst),
+            ExtKind::AddressDst,
+            Diagnostic::MalformedDst,
+        ),
+        (
+            tunnel.clone().without(ExtKind::AddressInnerSrc),
+            ExtKind::AddressInnerSrc,
+            Diagnostic::MalformedInnerSrc,
+        ),
+        (
+            tunnel.without(ExtKind::AddressInnerDst),
+            ExtKind::AddressInnerDst,
+            Diagnostic::MalformedInnerDst,
+        ),
     ];
     for (m, kind, diag) in cases {
         let n = kind.number(Dialect::Illumos).expect("illumos kind");
         // 8 bytes: the address header with no sockaddr at all.
-        k.refused_bytes(&bytes(&m.with(raw(n, 4))), MsgType::Add, T0, Errno::Einval, diag);
+        k.refused_bytes(
+            &bytes(&m.with(raw(n, 4))),
+            MsgType::Add,
+            T0,
+            Errno::Einval,
+            diag,
+        );
     }
 }
 
 #[test]
 fn hard_soft_and_current_lifetimes_must_be_exactly_32_bytes_else_diagnostic_0() {
     let mut k = kernel();
-    for kind in [ExtKind::LifetimeHard, ExtKind::LifetimeSoft, ExtKind::LifetimeCurrent] {
+    for kind in [
+        ExtKind::LifetimeHard,
+        ExtKind::LifetimeSoft,
+        ExtKind::LifetimeCurrent,
+    ] {
         let n = kind.number(Dialect::Illumos).expect("illumos kind");
         for body in [20usize, 36] {
             let b = bytes(&esp_add(0x100, Some(ME), PEER).with(raw(n, body)));
@@ -151,23 +250,52 @@ fn hard_soft_and_current_lifetimes_must_be_exactly_32_bytes_else_diagnostic_0() 
     }
     // The idle lifetime is not size-checked by keysock: 40 bytes pass.
     let idle = Extension::Unknown {
-        wire_type: ExtKind::LifetimeIdle.number(Dialect::Illumos).expect("illumos kind"),
+        wire_type: ExtKind::LifetimeIdle
+            .number(Dialect::Illumos)
+            .expect("illumos kind"),
         body: [vec![0u8; 12], 30u64.to_ne_bytes().to_vec(), vec![0u8; 16]].concat(),
     };
     k.ok(&esp_add(0x100, Some(ME), PEER).with(idle), T0);
     let got = k.get(satype::ESP, 0x100, PEER, T0);
-    assert_eq!(got.lifetime(ExtKind::LifetimeIdle).map(|l| l.addtime), Some(30));
+    assert_eq!(
+        got.lifetime(ExtKind::LifetimeIdle).map(|l| l.addtime),
+        Some(30)
+    );
 }
 
 #[test]
 fn key_with_zero_bits_is_malformed_33_34() {
     let mut k = kernel();
-    let enc = esp_add(0x100, Some(ME), PEER)
-        .set(Extension::Key(ExtKind::KeyEncrypt, Key { bits: 0, reserved: 0, material: hex(AES128) }));
-    k.refused_bytes(&bytes(&enc), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedEkey);
-    let auth = esp_add(0x100, Some(ME), PEER)
-        .set(Extension::Key(ExtKind::KeyAuth, Key { bits: 0, reserved: 0, material: hex(SHA1_KEY) }));
-    k.refused_bytes(&bytes(&auth), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedAkey);
+    let enc = esp_add(0x100, Some(ME), PEER).set(Extension::Key(
+        ExtKind::KeyEncrypt,
+        Key {
+            bits: 0,
+            reserved: 0,
+            material: hex(AES128),
+        },
+    ));
+    k.refused_bytes(
+        &bytes(&enc),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedEkey,
+    );
+    let auth = esp_add(0x100, Some(ME), PEER).set(Extension::Key(
+        ExtKind::KeyAuth,
+        Key {
+            bits: 0,
+            reserved: 0,
+            material: hex(SHA1_KEY),
+        },
+    ));
+    k.refused_bytes(
+        &bytes(&auth),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedAkey,
+    );
 }
 
 #[test]
@@ -175,16 +303,39 @@ fn key_length_must_be_floor_of_bits_over_8_rounded_to_words_so_odd_bit_counts_ar
     let mut k = kernel();
     // `encrkey e/3`: ipseckey sends one byte, the kernel expects none.
     let e3 = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyEncrypt, 3, "e0"));
-    k.refused_bytes(&bytes(&e3), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedEkey);
+    k.refused_bytes(
+        &bytes(&e3),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedEkey,
+    );
     // 65 bits: ipseckey sends 9 bytes (two words), the kernel expects one.
     let a65 = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyAuth, 65, "0123456789abcdef80"));
-    k.refused_bytes(&bytes(&a65), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedAkey);
+    k.refused_bytes(
+        &bytes(&a65),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedAkey,
+    );
     // A 128-bit key in a three-word payload is one word too long.
-    let long = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyEncrypt, 128, &format!("{AES128}0102030405060708")));
-    k.refused_bytes(&bytes(&long), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedEkey);
+    let long = esp_add(0x100, Some(ME), PEER).set(key(
+        ExtKind::KeyEncrypt,
+        128,
+        &format!("{AES128}0102030405060708"),
+    ));
+    k.refused_bytes(
+        &bytes(&long),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedEkey,
+    );
     // 136 bits (17 bytes) fill three words exactly: keysock lets them
     // through and the algorithm check refuses the size instead.
-    let ok_len = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyEncrypt, 136, &format!("{AES128}01")));
+    let ok_len =
+        esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyEncrypt, 136, &format!("{AES128}01")));
     k.refused(&ok_len, T0, Errno::Einval, Diagnostic::BadEkeybits);
 }
 
@@ -192,11 +343,29 @@ fn key_length_must_be_floor_of_bits_over_8_rounded_to_words_so_odd_bit_counts_ar
 fn all_zero_key_is_malformed_33_34() {
     let mut k = kernel();
     let enc = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyEncrypt, 128, &"00".repeat(16)));
-    k.refused_bytes(&bytes(&enc), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedEkey);
+    k.refused_bytes(
+        &bytes(&enc),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedEkey,
+    );
     let auth = esp_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyAuth, 160, &"00".repeat(20)));
-    k.refused_bytes(&bytes(&auth), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedAkey);
+    k.refused_bytes(
+        &bytes(&auth),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedAkey,
+    );
     let ah = ah_add(0x100, Some(ME), PEER).set(key(ExtKind::KeyAuth, 128, &"00".repeat(16)));
-    k.refused_bytes(&bytes(&ah), MsgType::Add, T0, Errno::Einval, Diagnostic::MalformedAkey);
+    k.refused_bytes(
+        &bytes(&ah),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::MalformedAkey,
+    );
 }
 
 #[test]
@@ -242,22 +411,38 @@ fn sa_type_checks_come_after_extension_checks_and_before_address_checks() {
     // Step 2 before step 3: a duplicate extension wins over satype 0.
     let mut dup = esp_add(0x100, Some(ME), PEER).with(addr(ExtKind::AddressSrc, ME));
     dup.satype = satype::UNSPEC;
-    k.refused_bytes(&bytes(&dup), MsgType::Add, T0, Errno::Einval, Diagnostic::DuplicateSrc);
+    k.refused_bytes(
+        &bytes(&dup),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::DuplicateSrc,
+    );
     // Step 3 before step 4: satype 0 wins over a bad source family.
     let mut fam = esp_add(0x100, Some(ME), PEER);
     fam.satype = satype::UNSPEC;
     let mut b = bytes(&fam);
     let at = ext_offset(&b, ExtKind::AddressSrc);
     put_u16(&mut b, at + 8, 99);
-    k.refused_bytes(&b, MsgType::Add, T0, Errno::Einval, Diagnostic::SatypeNeeded);
+    k.refused_bytes(
+        &b,
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::SatypeNeeded,
+    );
     // ... and satype 5 wins over a too-long inner prefix.
-    let mut pfx = esp_add(0x100, Some(ME), PEER).with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 33)).with(inner(
-        ExtKind::AddressInnerDst,
-        "192.168.2.0",
-        24,
-    ));
+    let mut pfx = esp_add(0x100, Some(ME), PEER)
+        .with(inner(ExtKind::AddressInnerSrc, "192.168.1.0", 33))
+        .with(inner(ExtKind::AddressInnerDst, "192.168.2.0", 24));
     pfx.satype = satype::RSVP;
-    k.refused_bytes(&bytes(&pfx), MsgType::Add, T0, Errno::Einval, Diagnostic::UnknownSatype);
+    k.refused_bytes(
+        &bytes(&pfx),
+        MsgType::Add,
+        T0,
+        Errno::Einval,
+        Diagnostic::UnknownSatype,
+    );
 }
 
 #[test]
@@ -266,14 +451,27 @@ fn unknown_message_type_is_unknown_msg_1_with_the_type_forced_to_0() {
     for t in [0u8, 16, 24, 255] {
         let mut b = bytes(&esp_add(0x100, Some(ME), PEER));
         b[1] = t;
-        k.refused_bytes(&b, MsgType::Reserved, T0, Errno::Einval, Diagnostic::UnknownMsg);
+        k.refused_bytes(
+            &b,
+            MsgType::Reserved,
+            T0,
+            Errno::Einval,
+            Diagnostic::UnknownMsg,
+        );
     }
 }
 
 #[test]
 fn identity_strings_are_forced_to_be_nul_terminated() {
     let mut k = kernel();
-    let ident = Extension::Identity(ExtKind::IdentitySrc, Identity { id_type: 2, id: 0, text: b"abcdefg".to_vec() });
+    let ident = Extension::Identity(
+        ExtKind::IdentitySrc,
+        Identity {
+            id_type: 2,
+            id: 0,
+            text: b"abcdefg".to_vec(),
+        },
+    );
     let mut b = bytes(&esp_add(0x100, Some(ME), PEER).with(ident));
     // Overwrite the terminating NUL: the string now fills its extension.
     let at = ext_offset(&b, ExtKind::IdentitySrc);
@@ -283,7 +481,9 @@ fn identity_strings_are_forced_to_be_nul_terminated() {
     assert_eq!(r.only().errno, 0);
     let got = k.get(satype::ESP, 0x100, PEER, T0);
     match got.ext(ExtKind::IdentitySrc) {
-        Some(Extension::Identity(_, i)) => assert_eq!(i.text, b"abcdefg".to_vec(), "last byte forced to NUL"),
+        Some(Extension::Identity(_, i)) => {
+            assert_eq!(i.text, b"abcdefg".to_vec(), "last byte forced to NUL")
+        }
         other => panic!("GET has no source identity: {other:?}"),
     }
 }

@@ -22,7 +22,11 @@ fn replay_window_size_comes_from_the_sa_extension_0_to_255() {
     for (spi, w) in [(0x100, 0u8), (0x101, 32), (0x102, 255)] {
         let id = inbound(&mut k, spi, w);
         assert_eq!(window(&mut k, id).size(), u32::from(w));
-        assert_eq!(k.sa(satype::ESP, spi, ME, T0).replay, w, "GET shows the window size");
+        assert_eq!(
+            k.sa(satype::ESP, spi, ME, T0).replay,
+            w,
+            "GET shows the window size"
+        );
     }
 }
 
@@ -95,11 +99,18 @@ fn replay_window_is_forced_to_0_when_the_source_is_unspecified() {
     k.ok(&esp_add(0x100, None, PEER).sa_edit(|s| s.replay = 32), T0);
     k.ok(&esp_add(0x200, None, ME).sa_edit(|s| s.replay = 32), T0);
     for (spi, dst) in [(0x100, PEER), (0x200, ME)] {
-        assert_eq!(k.sa(satype::ESP, spi, dst, T0).replay, 0, "`replay 32` without src shows window size 0");
+        assert_eq!(
+            k.sa(satype::ESP, spi, dst, T0).replay,
+            0,
+            "`replay 32` without src shows window size 0"
+        );
         let id = k.id(satype::ESP, spi, dst);
         assert_eq!(window(&mut k, id).size(), 0);
     }
-    k.ok(&esp_add(0x300, Some(ME), PEER).sa_edit(|s| s.replay = 32), T0);
+    k.ok(
+        &esp_add(0x300, Some(ME), PEER).sa_edit(|s| s.replay = 32),
+        T0,
+    );
     assert_eq!(k.sa(satype::ESP, 0x300, PEER, T0).replay, 32);
 }
 
@@ -107,10 +118,19 @@ fn replay_window_is_forced_to_0_when_the_source_is_unspecified() {
 fn replay_value_at_add_sets_the_counter_and_get_shows_it() {
     let mut k = kernel();
     let rv = Extension::ReplayValue { r32: 1000, r64: 0 };
-    k.ok(&esp_add(0x100, Some(PEER), ME).sa_edit(|s| s.replay = 32).with(rv.clone()), T0);
+    k.ok(
+        &esp_add(0x100, Some(PEER), ME)
+            .sa_edit(|s| s.replay = 32)
+            .with(rv.clone()),
+        T0,
+    );
     k.ok(&esp_add(0x200, Some(ME), PEER).with(rv.clone()), T0);
     for (spi, dst) in [(0x100, ME), (0x200, PEER)] {
-        assert_eq!(k.get(satype::ESP, spi, dst, T0).ext(ExtKind::ReplayValue), Some(&rv), "spi {spi:#x}");
+        assert_eq!(
+            k.get(satype::ESP, spi, dst, T0).ext(ExtKind::ReplayValue),
+            Some(&rv),
+            "spi {spi:#x}"
+        );
     }
     let id = k.id(satype::ESP, 0x100, ME);
     let w = window(&mut k, id);
@@ -122,18 +142,27 @@ fn replay_value_at_add_sets_the_counter_and_get_shows_it() {
 #[test]
 fn replay_counter_of_0_is_not_reported() {
     let mut k = kernel();
-    k.ok(&esp_add(0x100, Some(PEER), ME).sa_edit(|s| s.replay = 32), T0);
+    k.ok(
+        &esp_add(0x100, Some(PEER), ME).sa_edit(|s| s.replay = 32),
+        T0,
+    );
     assert!(!k.get(satype::ESP, 0x100, ME, T0).has(ExtKind::ReplayValue));
     let id = k.id(satype::ESP, 0x100, ME);
     window(&mut k, id).commit(3).expect("first packet");
     let got = k.get(satype::ESP, 0x100, ME, T0);
-    assert_eq!(got.ext(ExtKind::ReplayValue), Some(&Extension::ReplayValue { r32: 3, r64: 0 }));
+    assert_eq!(
+        got.ext(ExtKind::ReplayValue),
+        Some(&Extension::ReplayValue { r32: 3, r64: 0 })
+    );
 }
 
 #[test]
 fn replay_value_with_only_a_64_bit_counter_is_eopnotsupp_81() {
     let mut k = kernel();
-    let req = esp_add(0x100, Some(ME), PEER).with(Extension::ReplayValue { r32: 0, r64: 1 << 40 });
+    let req = esp_add(0x100, Some(ME), PEER).with(Extension::ReplayValue {
+        r32: 0,
+        r64: 1 << 40,
+    });
     k.refused(&req, T0, Errno::Eopnotsupp, Diagnostic::InvalidReplay);
     let req = ah_add(0x100, Some(ME), PEER).with(Extension::ReplayValue { r32: 0, r64: 7 });
     k.refused(&req, T0, Errno::Eopnotsupp, Diagnostic::InvalidReplay);

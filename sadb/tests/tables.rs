@@ -15,7 +15,12 @@ fn add_duplicate_spi_and_dst_is_eexist_regardless_of_source() {
     let mut k = kernel();
     k.ok(&esp_add(0x100, Some(ME), PEER), T0);
     for src in [Some(ME), Some("10.0.0.3"), None] {
-        k.refused(&esp_add(0x100, src, PEER), T0, Errno::Eexist, Diagnostic::None);
+        k.refused(
+            &esp_add(0x100, src, PEER),
+            T0,
+            Errno::Eexist,
+            Diagnostic::None,
+        );
     }
     assert_eq!(k.dump(satype::ESP, T0).len(), 1);
 }
@@ -49,7 +54,12 @@ fn lookup_needs_the_same_spi_and_destination_else_esrch_78() {
     k.gone(satype::ESP, 0x101, PEER, T0);
     k.gone(satype::ESP, 0x100, "10.0.0.3", T0);
     k.gone(satype::AH, 0x100, PEER, T0);
-    k.refused(&by_spi(MsgType::Delete, satype::ESP, 0x101, PEER), T0, Errno::Esrch, Diagnostic::SaNotfound);
+    k.refused(
+        &by_spi(MsgType::Delete, satype::ESP, 0x101, PEER),
+        T0,
+        Errno::Esrch,
+        Diagnostic::SaNotfound,
+    );
     assert_eq!(k.sa(satype::ESP, 0x100, PEER, T0).spi, 0x100);
 }
 
@@ -61,7 +71,12 @@ fn lookup_source_must_match_unless_either_source_is_unspecified() {
     let get = |spi: u32, src: Extension| by_spi(MsgType::Get, satype::ESP, spi, PEER).with(src);
     k.ok(&get(0x100, addr(ExtKind::AddressSrc, ME)), T0);
     k.ok(&get(0x100, unspec_src()), T0);
-    k.refused(&get(0x100, addr(ExtKind::AddressSrc, "10.0.0.3")), T0, Errno::Esrch, Diagnostic::SaNotfound);
+    k.refused(
+        &get(0x100, addr(ExtKind::AddressSrc, "10.0.0.3")),
+        T0,
+        Errno::Esrch,
+        Diagnostic::SaNotfound,
+    );
     // The SA's source is unspecified: any requested source matches.
     k.ok(&get(0x200, addr(ExtKind::AddressSrc, "10.0.0.3")), T0);
 }
@@ -72,8 +87,14 @@ fn ipv4_mapped_addresses_are_converted_to_ipv4_before_anything_else() {
     k.ok(&esp_add(0x100, Some(ME), PEER), T0);
     // A plain AF_INET destination names the SA added with a mapped one.
     let plain = Message::new(MsgType::Get, satype::ESP, 0, 0)
-        .with(SaExt { spi: 0x100, ..SaExt::default() })
-        .with(Extension::Address(ExtKind::AddressDst, Address::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 0, 0)));
+        .with(SaExt {
+            spi: 0x100,
+            ..SaExt::default()
+        })
+        .with(Extension::Address(
+            ExtKind::AddressDst,
+            Address::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 0, 0),
+        ));
     let got = k.ok(&plain, T0);
     assert_eq!(reply_ip(&got, ExtKind::AddressSrc), ip(ME));
     assert_eq!(reply_ip(&got, ExtKind::AddressDst), ip(PEER));
@@ -85,15 +106,30 @@ fn ipv4_mapped_addresses_are_converted_to_ipv4_before_anything_else() {
 fn a_cloned_sa_is_dumped_once_and_deleted_with_both_copies() {
     let mut k = kernel();
     k.ok(&esp_add(0x100, None, PEER), T0);
-    assert_eq!(k.sa(satype::ESP, 0x100, PEER, T0).flags, flags::X_INBOUND | flags::X_OUTBOUND);
-    assert_eq!(k.dump(satype::ESP, T0).len(), 1, "DUMP lists a cloned SA once");
+    assert_eq!(
+        k.sa(satype::ESP, 0x100, PEER, T0).flags,
+        flags::X_INBOUND | flags::X_OUTBOUND
+    );
+    assert_eq!(
+        k.dump(satype::ESP, T0).len(),
+        1,
+        "DUMP lists a cloned SA once"
+    );
     for hint in [flags::X_INBOUND, flags::X_OUTBOUND] {
-        assert_eq!(k.ok(&get_hint(0x100, PEER, hint), T0).sa().map(|s| s.spi), Some(0x100));
+        assert_eq!(
+            k.ok(&get_hint(0x100, PEER, hint), T0).sa().map(|s| s.spi),
+            Some(0x100)
+        );
     }
     let del = k.ok(&by_spi(MsgType::Delete, satype::ESP, 0x100, PEER), T0);
     assert_eq!(del.msg_type, MsgType::Delete);
     for hint in [flags::X_INBOUND, flags::X_OUTBOUND] {
-        k.refused(&get_hint(0x100, PEER, hint), T0, Errno::Esrch, Diagnostic::SaNotfound);
+        k.refused(
+            &get_hint(0x100, PEER, hint),
+            T0,
+            Errno::Esrch,
+            Diagnostic::SaNotfound,
+        );
     }
     assert!(k.dump(satype::UNSPEC, T0).is_empty());
 }
@@ -103,10 +139,16 @@ fn loopback_addresses_are_always_this_host() {
     // Config::local_addrs is empty here: 127.0.0.1 and ::1 are still "me".
     let mut k = kernel_with(|c| c.local_addrs.clear());
     k.ok(&esp_add(0x100, Some(PEER), "127.0.0.1"), T0);
-    assert_eq!(k.sa(satype::ESP, 0x100, "127.0.0.1", T0).flags, flags::X_INBOUND);
+    assert_eq!(
+        k.sa(satype::ESP, 0x100, "127.0.0.1", T0).flags,
+        flags::X_INBOUND
+    );
     k.ok(&esp_add(0x100, Some("2001:db8::2"), "::1"), T0);
     assert_eq!(k.sa(satype::ESP, 0x100, "::1", T0).flags, flags::X_INBOUND);
     // ... and 10.0.0.1 is not: the same SA is outbound-and-cloned there.
     k.ok(&esp_add(0x100, Some(PEER), ME), T0);
-    assert_eq!(k.sa(satype::ESP, 0x100, ME, T0).flags, flags::X_INBOUND | flags::X_OUTBOUND);
+    assert_eq!(
+        k.sa(satype::ESP, 0x100, ME, T0).flags,
+        flags::X_INBOUND | flags::X_OUTBOUND
+    );
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{
+    connect, recv, send, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr,
+};
 
 /// Largest PF_KEY message: the 16-bit length field counts 8-byte words.
 pub const MAX_MSG: usize = 65535 * 8;
@@ -26,7 +28,13 @@ fn io_err(e: nix::Error) -> io::Error {
 impl Client {
     /// Connects to the daemon's socket at `path`.
     pub fn connect(path: &Path) -> io::Result<Client> {
-        let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).map_err(io_err)?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io_err)?;
         let addr = UnixAddr::new(path).map_err(io_err)?;
         connect(fd.as_raw_fd(), &addr).map_err(io_err)?;
         Ok(Client { fd })
@@ -36,7 +44,10 @@ impl Client {
     pub fn send(&self, msg: &[u8]) -> io::Result<()> {
         let n = send(self.fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL).map_err(io_err)?;
         if n != msg.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short PF_KEY write"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short PF_KEY write",
+            ));
         }
         Ok(())
     }
@@ -47,7 +58,8 @@ impl Client {
     pub fn recv(&self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
         let t = match timeout {
             None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX),
+            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX),
         };
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
         if poll(&mut fds, t).map_err(io_err)? == 0 {
@@ -56,7 +68,10 @@ impl Client {
         let mut buf = vec![0u8; MAX_MSG];
         let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io_err)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the simulator closed the PF_KEY socket"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the simulator closed the PF_KEY socket",
+            ));
         }
         buf.truncate(n);
         Ok(Some(buf))

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    accept4, bind, getsockopt, listen, recv, send, socket, sockopt, AddressFamily, Backlog, MsgFlags, SockFlag,
-    SockType, UnixAddr,
+    accept4, bind, getsockopt, listen, recv, send, socket, sockopt, AddressFamily, Backlog,
+    MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{Gid, Uid};
@@ -40,7 +40,13 @@ pub struct DaemonConfig {
 
 impl DaemonConfig {
     pub fn new(socket: PathBuf) -> DaemonConfig {
-        DaemonConfig { socket, local: Vec::new(), tick: Duration::from_secs(8), group: None, queue_limit: 65536 }
+        DaemonConfig {
+            socket,
+            local: Vec::new(),
+            tick: Duration::from_secs(8),
+            group: None,
+            queue_limit: 65536,
+        }
     }
 }
 
@@ -64,7 +70,10 @@ fn io_err(e: nix::Error) -> io::Error {
 
 /// Seconds since the epoch: PF_KEY's unit of time.
 pub fn wall_clock() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 struct Conn {
@@ -91,18 +100,31 @@ pub fn listen_on(cfg: &DaemonConfig) -> io::Result<OwnedFd> {
     match std::fs::symlink_metadata(&cfg.socket) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             // A stale socket: refuse if a daemon still answers on it.
-            if UnixStream::connect(&cfg.socket).is_ok() || crate::client::Client::connect(&cfg.socket).is_ok() {
-                return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("a daemon is already serving {}", cfg.socket.display())));
+            if UnixStream::connect(&cfg.socket).is_ok()
+                || crate::client::Client::connect(&cfg.socket).is_ok()
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("a daemon is already serving {}", cfg.socket.display()),
+                ));
             }
             std::fs::remove_file(&cfg.socket)?;
         }
         Ok(_) => {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not a socket", cfg.socket.display())))
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", cfg.socket.display()),
+            ))
         }
         Err(_) => {}
     }
-    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-        .map_err(io_err)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(io_err)?;
     let addr = UnixAddr::new(&cfg.socket).map_err(io_err)?;
     let old = umask(Mode::from_bits_truncate(0o177));
     let r = bind(fd.as_raw_fd(), &addr);
@@ -110,7 +132,10 @@ pub fn listen_on(cfg: &DaemonConfig) -> io::Result<OwnedFd> {
     r.map_err(io_err)?;
     if let Some(g) = cfg.group {
         nix::unistd::chown(&cfg.socket, None, Some(g)).map_err(io_err)?;
-        std::fs::set_permissions(&cfg.socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+        std::fs::set_permissions(
+            &cfg.socket,
+            std::os::unix::fs::PermissionsExt::from_mode(0o660),
+        )?;
     }
     listen(&fd, Backlog::new(64).map_err(io_err)?).map_err(io_err)?;
     Ok(fd)
@@ -137,7 +162,8 @@ pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
 
 fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Result<()> {
     let mut sc = Config::default();
-    sc.local_addrs.extend(cfg.local.iter().map(|a| a.to_canonical()));
+    sc.local_addrs
+        .extend(cfg.local.iter().map(|a| a.to_canonical()));
     if let Ok(seed) = getrandom_seed() {
         sc.seed = seed;
         sc.jitter = sadb::Jitter::Seeded(seed);
@@ -197,11 +223,17 @@ pub fn serve_services(
             fds.push(PollFd::new(c.fd.as_fd(), ev));
         }
         let ms = timeout.as_millis().min(60_000) as i32;
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(io_err(e)),
         }
-        let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
         drop(fds);
         if revents[0].contains(PollFlags::POLLIN) {
             return Ok(()); // SIGTERM or SIGINT
@@ -222,7 +254,11 @@ pub fn serve_services(
                         Ok(n) => {
                             let svc = c.svc;
                             if let Some(s) = services.get_mut(svc) {
-                                out.extend(s.write(c.sock, &buf[..n], wall_clock()).into_iter().map(|o| (svc, o)));
+                                out.extend(
+                                    s.write(c.sock, &buf[..n], wall_clock())
+                                        .into_iter()
+                                        .map(|o| (svc, o)),
+                                );
                             }
                         }
                         Err(Errno::EAGAIN) => break,
@@ -253,13 +289,23 @@ pub fn serve_services(
             if !revents[1 + svc].contains(PollFlags::POLLIN) {
                 continue;
             }
-            while let Ok(raw) = accept4(l.as_raw_fd(), SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+            while let Ok(raw) = accept4(
+                l.as_raw_fd(),
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            ) {
                 // SAFETY: accept4 returned a new descriptor that nothing else owns.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
                 if admitted(fd.as_fd(), me, cfg.group) {
                     if let Some(s) = services.get_mut(svc) {
                         let sock = s.open();
-                        conns.push(Conn { fd, svc, sock, queue: VecDeque::new(), dropped: 0, lost: 0 });
+                        conns.push(Conn {
+                            fd,
+                            svc,
+                            sock,
+                            queue: VecDeque::new(),
+                            dropped: 0,
+                            lost: 0,
+                        });
                     }
                 }
             }
@@ -285,7 +331,11 @@ pub fn serve_services(
                     c.lost = 0;
                 }
                 let Some(m) = c.queue.front() else { break };
-                match send(c.fd.as_raw_fd(), m, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                match send(
+                    c.fd.as_raw_fd(),
+                    m,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                ) {
                     Ok(_) => {
                         c.queue.pop_front();
                     }

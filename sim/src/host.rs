@@ -130,7 +130,10 @@ impl Host {
             return Some((i, dst));
         }
         let gw = self.gateway?;
-        self.ifaces.iter().position(|i| i.on_link(gw)).map(|i| (i, gw))
+        self.ifaces
+            .iter()
+            .position(|i| i.on_link(gw))
+            .map(|i| (i, gw))
     }
 
     /// The outbound SAs that protect a packet from `src` to `dst` with
@@ -139,10 +142,17 @@ impl Host {
         let mut esp = None;
         let mut ah = None;
         for (id, sa) in self.ks.sadb().iter() {
-            if !sa.in_outbound || !matches!(sa.state, SaState::Mature | SaState::Dying) || !matches_sa(sa, src, dst, proto) {
+            if !sa.in_outbound
+                || !matches!(sa.state, SaState::Mature | SaState::Dying)
+                || !matches_sa(sa, src, dst, proto)
+            {
                 continue;
             }
-            let slot = if sa.satype == satype::ESP { &mut esp } else { &mut ah };
+            let slot = if sa.satype == satype::ESP {
+                &mut esp
+            } else {
+                &mut ah
+            };
             // Prefer a mature SA over a dying one.
             if slot.is_none() || sa.state == SaState::Mature {
                 *slot = Some(id);
@@ -172,12 +182,20 @@ impl Host {
         if let Some((crate::policy::Action::Ipsec, n)) = rule {
             if esp.is_none() && ah.is_none() {
                 self.counters.policy_drops += 1;
-                self.log(|| format!("out {desc}: policy (line {n}) requires IPsec and no SA matches: dropped"));
+                self.log(|| {
+                    format!(
+                        "out {desc}: policy (line {n}) requires IPsec and no SA matches: dropped"
+                    )
+                });
                 return Vec::new();
             }
         }
-        let mut buf = vec![0u8; packet.len() + 2 * (esp_ah::packet::HEADROOM + esp_ah::packet::TAILROOM)];
-        let Some(mut p) = PacketBuf::new(&mut buf, 2 * esp_ah::packet::HEADROOM, packet.len()) else { return Vec::new() };
+        let mut buf =
+            vec![0u8; packet.len() + 2 * (esp_ah::packet::HEADROOM + esp_ah::packet::TAILROOM)];
+        let Some(mut p) = PacketBuf::new(&mut buf, 2 * esp_ah::packet::HEADROOM, packet.len())
+        else {
+            return Vec::new();
+        };
         p.data_mut().copy_from_slice(&packet);
         let mut applied = Vec::new();
         for id in [esp, ah].into_iter().flatten() {
@@ -208,10 +226,18 @@ impl Host {
             if applied.is_empty() {
                 format!("out {desc}: no SA, sent in clear")
             } else {
-                format!("out {desc}: protected by {} -> {}", applied.join(" then "), stack::describe(&wire))
+                format!(
+                    "out {desc}: protected by {} -> {}",
+                    applied.join(" then "),
+                    stack::describe(&wire)
+                )
             }
         });
-        self.ifaces[iface].output(wire, hop).into_iter().map(|frame| Tx { iface, frame }).collect()
+        self.ifaces[iface]
+            .output(wire, hop)
+            .into_iter()
+            .map(|frame| Tx { iface, frame })
+            .collect()
     }
 
     /// Sends an application packet (ping, traffic generator).
@@ -221,10 +247,21 @@ impl Host {
     }
 
     /// A frame arrived on interface `iface`.
-    pub fn input(&mut self, iface: usize, frame: &[u8], now: Now, expires: &mut Vec<Message>) -> Vec<Tx> {
-        let Some(ifc) = self.ifaces.get_mut(iface) else { return Vec::new() };
+    pub fn input(
+        &mut self,
+        iface: usize,
+        frame: &[u8],
+        now: Now,
+        expires: &mut Vec<Message>,
+    ) -> Vec<Tx> {
+        let Some(ifc) = self.ifaces.get_mut(iface) else {
+            return Vec::new();
+        };
         let (frames, packets) = ifc.input(frame);
-        let mut out: Vec<Tx> = frames.into_iter().map(|frame| Tx { iface, frame }).collect();
+        let mut out: Vec<Tx> = frames
+            .into_iter()
+            .map(|frame| Tx { iface, frame })
+            .collect();
         for pkt in packets {
             out.extend(self.receive(pkt, now, expires));
         }
@@ -248,7 +285,9 @@ impl Host {
             }
         }
         let mut buf = vec![0u8; packet.len() + esp_ah::packet::HEADROOM];
-        let Some(mut p) = PacketBuf::new(&mut buf, 0, packet.len()) else { return Vec::new() };
+        let Some(mut p) = PacketBuf::new(&mut buf, 0, packet.len()) else {
+            return Vec::new();
+        };
         p.data_mut().copy_from_slice(&packet);
         let mut opened = 0;
         // AH outside ESP: open layers until clear text.
@@ -257,7 +296,9 @@ impl Host {
             match self.engine.inbound(db, &mut p, now, expires) {
                 Verdict::Deliver => opened += 1,
                 Verdict::NotIpsec => break,
-                Verdict::Drop(DropReason::Keepalive) | Verdict::Drop(DropReason::Dummy) => return Vec::new(),
+                Verdict::Drop(DropReason::Keepalive) | Verdict::Drop(DropReason::Dummy) => {
+                    return Vec::new()
+                }
                 v => {
                     self.counters.dropped += 1;
                     self.log(|| format!("in {desc}: dropped: {v:?}"));
@@ -272,16 +313,21 @@ impl Host {
         } else {
             self.counters.clear_in += 1;
         }
-        let Some(l) = esp_ah::packet::layout(&clear) else { return Vec::new() };
+        let Some(l) = esp_ah::packet::layout(&clear) else {
+            return Vec::new();
+        };
         if !self.owns(l.dst) {
             // A tunnel's inner packet, for a host behind this gateway.
             return self.forward(clear, now, expires);
         }
         if opened == 0 {
             match crate::policy::lookup(&self.policy, &clear, false).map(|r| (r.action, r.line)) {
-                Some((crate::policy::Action::Ipsec, n)) | Some((crate::policy::Action::Drop, n)) => {
+                Some((crate::policy::Action::Ipsec, n))
+                | Some((crate::policy::Action::Drop, n)) => {
                     self.counters.policy_drops += 1;
-                    self.log(|| format!("in {desc}: clear text refused by policy (rule on line {n})"));
+                    self.log(|| {
+                        format!("in {desc}: clear text refused by policy (rule on line {n})")
+                    });
                     return Vec::new();
                 }
                 _ => self.log(|| format!("in {desc}: clear text")),
@@ -305,14 +351,22 @@ impl Host {
         if !self.forwarding {
             return Vec::new();
         }
-        let Some(l) = esp_ah::packet::layout(&packet) else { return Vec::new() };
+        let Some(l) = esp_ah::packet::layout(&packet) else {
+            return Vec::new();
+        };
         self.counters.forwarded += 1;
         let mut packet = packet;
         // NAT: packets leaving through the outside interface get the public address.
         let outside = self.nat.as_ref().map(|n| IpAddr::V4(n.outside));
         if let (Some(out_ip), Some(nat)) = (outside, self.nat.as_mut()) {
-            let leaves_outside = self.ifaces.iter().any(|i| i.owns(out_ip) && i.on_link(l.dst));
-            if leaves_outside && !self.ifaces.iter().any(|i| i.owns(l.src)) && nat.outbound(&mut packet) {
+            let leaves_outside = self
+                .ifaces
+                .iter()
+                .any(|i| i.owns(out_ip) && i.on_link(l.dst));
+            if leaves_outside
+                && !self.ifaces.iter().any(|i| i.owns(l.src))
+                && nat.outbound(&mut packet)
+            {
                 let d = stack::describe(&packet);
                 self.log(|| format!("nat out -> {d}"));
             }
@@ -323,8 +377,13 @@ impl Host {
 
     /// Drops of every SA of this host for `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        let per_sa: u64 =
-            self.ks.sadb().iter().filter_map(|(id, _)| self.engine.transform(id)).map(|t| t.counters.dropped(reason)).sum();
+        let per_sa: u64 = self
+            .ks
+            .sadb()
+            .iter()
+            .filter_map(|(id, _)| self.engine.transform(id))
+            .map(|t| t.counters.dropped(reason))
+            .sum();
         per_sa + self.engine.global.drops[reason as usize]
     }
 }
@@ -335,9 +394,15 @@ fn matches_sa(sa: &Sa, src: IpAddr, dst: IpAddr, proto: u8) -> bool {
     let (src, dst) = (src.to_canonical(), dst.to_canonical());
     if let (Some(is), Some(id)) = (sa.inner_src, sa.inner_dst) {
         let sel = |s: &sadb::sa::InnerSelector, a: IpAddr| {
-            esp_ah::transform::Selector { ip: s.ip, prefix_len: s.prefix_len }.contains(a)
+            esp_ah::transform::Selector {
+                ip: s.ip,
+                prefix_len: s.prefix_len,
+            }
+            .contains(a)
         };
         return sel(&is, src) && sel(&id, dst) && (sa.inner_proto == 0 || sa.inner_proto == proto);
     }
-    sa.dst.ip == dst && (sa.src.ip.is_unspecified() || sa.src.ip == src) && (sa.proto == 0 || sa.proto == proto)
+    sa.dst.ip == dst
+        && (sa.src.ip.is_unspecified() || sa.src.ip == src)
+        && (sa.proto == 0 || sa.proto == proto)
 }

@@ -33,7 +33,10 @@ pub struct Keysock {
 
 impl Keysock {
     pub fn new(cfg: Config) -> Keysock {
-        Keysock { sadb: Sadb::new(cfg), socks: Slab::new() }
+        Keysock {
+            sadb: Sadb::new(cfg),
+            socks: Slab::new(),
+        }
     }
 
     pub fn sadb(&self) -> &Sadb {
@@ -111,7 +114,9 @@ impl Keysock {
     }
 
     fn deliver(&self, from: SockId, to: Audience, msg: &Message, out: &mut Vec<Outgoing>) {
-        let Ok(bytes) = msg.emit(Dialect::Illumos) else { return };
+        let Ok(bytes) = msg.emit(Dialect::Illumos) else {
+            return;
+        };
         debug_assert!(MsgView::new_checked(&bytes[..]).is_ok());
         for (id, s) in self.socks.iter() {
             let target = match to {
@@ -122,7 +127,10 @@ impl Keysock {
             };
             // Promiscuous sockets see everything any socket is sent.
             if target || s.promisc {
-                out.push(Outgoing { to: id, bytes: bytes.clone() });
+                out.push(Outgoing {
+                    to: id,
+                    bytes: bytes.clone(),
+                });
             }
         }
     }

@@ -20,7 +20,13 @@ use crate::stack::{self, Iface, Reply};
 pub trait KeyLoader {
     /// Runs `text` (ipseckey commands) on `host` through its PF_KEY socket
     /// `sock` at `now`; `Err` carries what ipseckey printed.
-    fn load(&mut self, host: &mut Host, sock: SockId, text: &str, now: Now) -> Result<String, String>;
+    fn load(
+        &mut self,
+        host: &mut Host,
+        sock: SockId,
+        text: &str,
+        now: Now,
+    ) -> Result<String, String>;
 }
 
 struct LinkState {
@@ -55,7 +61,9 @@ fn tamper_frame(frame: &mut [u8], field: &str, value: &str) -> bool {
         "ttl" => ip[8] = value.parse().unwrap_or(1),
         "tos" => ip[1] = value.parse().unwrap_or(0),
         "src" | "dst" => {
-            let Ok(a) = value.parse::<std::net::Ipv4Addr>() else { return false };
+            let Ok(a) = value.parse::<std::net::Ipv4Addr>() else {
+                return false;
+            };
             let at = if field == "src" { 12 } else { 16 };
             ip[at..at + 4].copy_from_slice(&a.octets());
         }
@@ -131,7 +139,10 @@ impl Lab {
     }
 
     fn host(&self, name: &str) -> Result<usize, String> {
-        self.hosts.iter().position(|h| h.name == name).ok_or_else(|| format!("no host named {name}"))
+        self.hosts
+            .iter()
+            .position(|h| h.name == name)
+            .ok_or_else(|| format!("no host named {name}"))
     }
 
     fn say(&mut self, line: impl AsRef<str>) {
@@ -183,7 +194,11 @@ impl Lab {
     fn transmit(&mut self, host: usize, txs: Vec<Tx>) {
         for tx in txs {
             let now_ms = self.now_ms;
-            if let Some(l) = self.links.iter_mut().find(|l| l.a == (host, tx.iface) || l.b == (host, tx.iface)) {
+            if let Some(l) = self
+                .links
+                .iter_mut()
+                .find(|l| l.a == (host, tx.iface) || l.b == (host, tx.iface))
+            {
                 let mut tx = tx;
                 if let Some(t) = l.tamper.as_mut().filter(|t| t.left > 0) {
                     if tamper_frame(&mut tx.frame, &t.field, &t.value) {
@@ -225,7 +240,12 @@ impl Lab {
                 }
             }
             if work.is_empty() {
-                let next = self.links.iter().flat_map(|l| [l.ab.next_due(), l.ba.next_due()]).flatten().min();
+                let next = self
+                    .links
+                    .iter()
+                    .flat_map(|l| [l.ab.next_due(), l.ba.next_due()])
+                    .flatten()
+                    .min();
                 match next {
                     Some(t) if t > self.now_ms => {
                         self.now_ms = t;
@@ -260,14 +280,36 @@ impl Lab {
         }
     }
 
-    fn traffic(&mut self, from: usize, to: IpAddr, udp_port: Option<u16>, count: u64, size: usize, interval: u64) {
+    fn traffic(
+        &mut self,
+        from: usize,
+        to: IpAddr,
+        udp_port: Option<u16>,
+        count: u64,
+        size: usize,
+        interval: u64,
+    ) {
         // The source address of the interface the destination is on (or
         // of the first interface of that family, for a gateway's route).
         let h = &self.hosts[from];
-        let on_link = h.ifaces.iter().find(|i| i.on_link(to)).and_then(|i| i.addrs.iter().map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4()));
-        let src = on_link.or_else(|| h.ifaces.iter().flat_map(|i| i.addrs.iter()).map(|(a, _)| *a).find(|a| a.is_ipv4() == to.is_ipv4()));
+        let on_link = h.ifaces.iter().find(|i| i.on_link(to)).and_then(|i| {
+            i.addrs
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| a.is_ipv4() == to.is_ipv4())
+        });
+        let src = on_link.or_else(|| {
+            h.ifaces
+                .iter()
+                .flat_map(|i| i.addrs.iter())
+                .map(|(a, _)| *a)
+                .find(|a| a.is_ipv4() == to.is_ipv4())
+        });
         let Some(src) = src else {
-            self.say(format!("{}: no address of the family of {to}", self.hosts[from].name));
+            self.say(format!(
+                "{}: no address of the family of {to}",
+                self.hosts[from].name
+            ));
             return;
         };
         let ident = 0x5157;
@@ -294,7 +336,12 @@ impl Lab {
             let inbox = std::mem::take(&mut self.hosts[from].inbox);
             for p in inbox {
                 let got = match (stack::classify(&p), udp_port) {
-                    (Some(Reply::Echo { ident: i, seq: s, .. }), None) => i == ident && u64::from(s) == seq,
+                    (
+                        Some(Reply::Echo {
+                            ident: i, seq: s, ..
+                        }),
+                        None,
+                    ) => i == ident && u64::from(s) == seq,
                     (Some(Reply::Udp { sport, .. }), Some(port)) => sport == port,
                     _ => false,
                 };
@@ -310,11 +357,21 @@ impl Lab {
         self.last_received = received;
         if udp_port == Some(9) {
             let name = self.hosts[from].name.clone();
-            self.say(format!("udp {name} -> {to} port 9 (discard): {count} sent, no replies expected"));
+            self.say(format!(
+                "udp {name} -> {to} port 9 (discard): {count} sent, no replies expected"
+            ));
             return;
         }
-        let what = if udp_port.is_some() { "udp echo" } else { "ping" };
-        let avg = if received > 0 { rtt_total as f64 / received as f64 } else { 0.0 };
+        let what = if udp_port.is_some() {
+            "udp echo"
+        } else {
+            "ping"
+        };
+        let avg = if received > 0 {
+            rtt_total as f64 / received as f64
+        } else {
+            0.0
+        };
         let name = self.hosts[from].name.clone();
         self.say(format!(
             "{what} {name} -> {to}: {count} sent, {received} received, {} lost, average round trip {avg:.1} ms (virtual)",
@@ -340,14 +397,22 @@ impl Lab {
                         .collect();
                     sa_lines.push(format!(
                         "    SA {} spi 0x{:x} {} -> {}: out {} pkts, in {} pkts, {} bytes{}",
-                        if sa.satype == sadb::pfkey::satype::ESP { "esp" } else { "ah" },
+                        if sa.satype == sadb::pfkey::satype::ESP {
+                            "esp"
+                        } else {
+                            "ah"
+                        },
                         sa.spi,
                         sa.src.ip,
                         sa.dst.ip,
                         t.counters.packets_out,
                         t.counters.packets_in,
                         sa.bytes,
-                        if drops.is_empty() { String::new() } else { format!(", drops: {}", drops.join(", ")) }
+                        if drops.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", drops: {}", drops.join(", "))
+                        }
                     ));
                 }
             }
@@ -370,14 +435,21 @@ impl Lab {
             self.report.push_str(&line);
             self.report.push('\n');
         }
-        let caps: Vec<String> = self.links.iter().filter_map(|l| l.capture.as_ref().map(|(_, p)| p.display().to_string())).collect();
+        let caps: Vec<String> = self
+            .links
+            .iter()
+            .filter_map(|l| l.capture.as_ref().map(|(_, p)| p.display().to_string()))
+            .collect();
         for c in caps {
             self.say(format!("  capture: {c} (Wireshark keys: {c}.esp_sa)"));
         }
     }
 
     fn expect(&mut self, words: &[&str]) -> Result<(), String> {
-        let num = |s: &str| s.parse::<u64>().map_err(|_| format!("expected a number, not {s}"));
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("expected a number, not {s}"))
+        };
         let (what, got, want) = match words {
             ["received", n] => ("received", self.last_received, num(n)?),
             ["lost", n] => ("lost", self.last_sent - self.last_received, num(n)?),
@@ -406,9 +478,17 @@ impl Lab {
                 };
                 ("counter", v, num(n)?)
             }
-            ["sa-count", host, n] => ("SAs", self.hosts[self.host(host)?].ks.sadb().len() as u64, num(n)?),
+            ["sa-count", host, n] => (
+                "SAs",
+                self.hosts[self.host(host)?].ks.sadb().len() as u64,
+                num(n)?,
+            ),
             ["link", name, field, n] => {
-                let l = self.links.iter().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
+                let l = self
+                    .links
+                    .iter()
+                    .find(|l| l.name == *name)
+                    .ok_or_else(|| format!("no link {name}"))?;
                 let (a, b) = (l.ab.counters(), l.ba.counters());
                 let v = match *field {
                     "sent" => a.sent + b.sent,
@@ -425,7 +505,10 @@ impl Lab {
             _ => return Err(format!("unknown expectation: {}", words.join(" "))),
         };
         if got != want {
-            return Err(format!("expected {what} {want}, got {got} ({})", words.join(" ")));
+            return Err(format!(
+                "expected {what} {want}, got {got} ({})",
+                words.join(" ")
+            ));
         }
         self.say(format!("ok: {}", words.join(" ")));
         Ok(())
@@ -435,7 +518,9 @@ impl Lab {
 fn parse_addrs(spec: &str) -> Result<Vec<(IpAddr, u8)>, String> {
     spec.split(',')
         .map(|a| {
-            let (ip, p) = a.split_once('/').ok_or_else(|| format!("{a}: needs /prefix"))?;
+            let (ip, p) = a
+                .split_once('/')
+                .ok_or_else(|| format!("{a}: needs /prefix"))?;
             let ip: IpAddr = ip.parse().map_err(|_| format!("{ip}: not an address"))?;
             let p: u8 = p.parse().map_err(|_| format!("{p}: not a prefix length"))?;
             Ok((ip, p))
@@ -444,7 +529,12 @@ fn parse_addrs(spec: &str) -> Result<Vec<(IpAddr, u8)>, String> {
 }
 
 /// Runs a lab script. `dir` is where relative files (captures) go.
-pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) -> Result<String, (String, LabError)> {
+pub fn run(
+    script: &str,
+    dir: &Path,
+    loader: &mut dyn KeyLoader,
+    trace: bool,
+) -> Result<String, (String, LabError)> {
     let epoch = 1_700_000_000;
     let mut lab = Lab::new(dir, epoch);
     let mut lines = script.lines().enumerate().peekable();
@@ -471,7 +561,10 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
             match cmd {
                 "host" => {
                     let name = words.get(1).ok_or("host needs a name")?;
-                    let cfg = Config { jitter: Jitter::Off, ..Config::default() };
+                    let cfg = Config {
+                        jitter: Jitter::Off,
+                        ..Config::default()
+                    };
                     let mut h = Host::new(name, cfg);
                     h.tracing = trace;
                     let mut i = 2;
@@ -480,12 +573,20 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                             "forward" => h.forwarding = true,
                             "gateway" => {
                                 i += 1;
-                                h.gateway = Some(words.get(i).and_then(|g| g.parse().ok()).ok_or("gateway needs an address")?);
+                                h.gateway = Some(
+                                    words
+                                        .get(i)
+                                        .and_then(|g| g.parse().ok())
+                                        .ok_or("gateway needs an address")?,
+                                );
                             }
                             "esn" => h.sa_options.esn = true,
                             "nat" => {
                                 i += 1;
-                                let ip = words.get(i).and_then(|g| g.parse().ok()).ok_or("nat needs the outside IPv4 address")?;
+                                let ip = words
+                                    .get(i)
+                                    .and_then(|g| g.parse().ok())
+                                    .ok_or("nat needs the outside IPv4 address")?;
                                 h.nat = Some(crate::nat::Nat::new(ip));
                                 h.forwarding = true;
                             }
@@ -507,7 +608,9 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                     let faults = Faults::parse(faults)?;
                     let mut ends = Vec::new();
                     for spec in [a, b] {
-                        let (h, addrs) = spec.split_once(':').ok_or_else(|| format!("{spec}: HOST:ADDR/P"))?;
+                        let (h, addrs) = spec
+                            .split_once(':')
+                            .ok_or_else(|| format!("{spec}: HOST:ADDR/P"))?;
                         let hi = lab.host(h)?;
                         let mac = Iface::mac_for((lab.links.len() * 2 + ends.len() + 1) as u16);
                         let iface = Iface::new(&format!("{name}-{h}"), mac, parse_addrs(addrs)?);
@@ -551,11 +654,19 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                 }
                 "ping" | "udp" => {
                     let from = lab.host(words.get(1).ok_or("ping FROM TO")?)?;
-                    let to: IpAddr = words.get(2).and_then(|t| t.parse().ok()).ok_or("ping FROM TO-ADDRESS")?;
+                    let to: IpAddr = words
+                        .get(2)
+                        .and_then(|t| t.parse().ok())
+                        .ok_or("ping FROM TO-ADDRESS")?;
                     let mut i = 3;
                     let port = if cmd == "udp" {
                         i += 1;
-                        Some(words.get(3).and_then(|p| p.parse().ok()).ok_or("udp FROM TO PORT")?)
+                        Some(
+                            words
+                                .get(3)
+                                .and_then(|p| p.parse().ok())
+                                .ok_or("udp FROM TO PORT")?,
+                        )
                     } else {
                         None
                     };
@@ -573,7 +684,10 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                     lab.traffic(from, to, port, count, size, interval);
                 }
                 "advance" => {
-                    let ms = words.get(1).and_then(|d| duration_ms(d)).ok_or("advance DURATION (e.g. 30s, 8h)")?;
+                    let ms = words
+                        .get(1)
+                        .and_then(|d| duration_ms(d))
+                        .ok_or("advance DURATION (e.g. 30s, 8h)")?;
                     lab.say(format!("advance {}", words[1]));
                     lab.advance(ms);
                     lab.flush_traces();
@@ -581,13 +695,20 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                 "capture" => {
                     let name = words.get(1).ok_or("capture LINK FILE")?;
                     let file = lab.dir.join(words.get(2).ok_or("capture LINK FILE")?);
-                    let cap = Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                    let l = lab.links.iter_mut().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
+                    let cap =
+                        Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let l = lab
+                        .links
+                        .iter_mut()
+                        .find(|l| l.name == *name)
+                        .ok_or_else(|| format!("no link {name}"))?;
                     l.capture = Some((cap, file));
                 }
                 "tamper" => {
                     let [_, name, field, value, rest @ ..] = words.as_slice() else {
-                        return Err("tamper LINK FIELD VALUE [count N] (FIELD: ttl, tos, src, dst)".into());
+                        return Err(
+                            "tamper LINK FIELD VALUE [count N] (FIELD: ttl, tos, src, dst)".into(),
+                        );
                     };
                     if !matches!(*field, "ttl" | "tos" | "src" | "dst") {
                         return Err(format!("cannot tamper with {field}: ttl, tos, src or dst"));
@@ -597,8 +718,17 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
                         [] => 1,
                         _ => return Err("tamper LINK FIELD VALUE [count N]".into()),
                     };
-                    let l = lab.links.iter_mut().find(|l| l.name == *name).ok_or_else(|| format!("no link {name}"))?;
-                    l.tamper = Some(Tamper { field: field.to_string(), value: value.to_string(), left, done: 0 });
+                    let l = lab
+                        .links
+                        .iter_mut()
+                        .find(|l| l.name == *name)
+                        .ok_or_else(|| format!("no link {name}"))?;
+                    l.tamper = Some(Tamper {
+                        field: field.to_string(),
+                        value: value.to_string(),
+                        left,
+                        done: 0,
+                    });
                 }
                 "expect" => lab.expect(&words[1..])?,
                 "say" => {
@@ -614,10 +744,20 @@ pub fn run(script: &str, dir: &Path, loader: &mut dyn KeyLoader, trace: bool) ->
         }
     }
     // Keys for Wireshark next to every capture (0600: they hold keys).
-    let caps: Vec<PathBuf> = lab.links.iter().filter_map(|l| l.capture.as_ref().map(|(_, p)| p.clone())).collect();
+    let caps: Vec<PathBuf> = lab
+        .links
+        .iter()
+        .filter_map(|l| l.capture.as_ref().map(|(_, p)| p.clone()))
+        .collect();
     for c in caps {
         let mut text = String::new();
-        for line in esp_sa_file(lab.hosts.iter().flat_map(|h| h.ks.sadb().iter().map(|(_, sa)| sa))).lines() {
+        for line in esp_sa_file(
+            lab.hosts
+                .iter()
+                .flat_map(|h| h.ks.sadb().iter().map(|(_, sa)| sa)),
+        )
+        .lines()
+        {
             // Both ends hold the same SAs: list each once.
             if !text.lines().any(|l| l == line) {
                 text.push_str(line);

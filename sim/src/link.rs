@@ -505,7 +505,7 @@ fn esp_sa_line(sa: &sadb::Sa) -> Result<String, String> {
     let encr = sa
         .encr()
         .ok_or_else(|| format!("unknown encryption algorithm {}", sa.encr_alg))?;
-    let encr_name = wireshark_encr(encr).ok_or_else(|| {
+    let encr_name = encr.wireshark_name().ok_or_else(|| {
         format!(
             "Wireshark's ESP dissector has no {} decryption",
             encr.display_name()
@@ -529,41 +529,8 @@ fn esp_sa_line(sa: &sadb::Sa) -> Result<String, String> {
         sa.src.ip,
         sa.dst.ip,
         sa.spi,
-        wireshark_auth(auth)
+        auth.wireshark_name()
     ))
-}
-
-/// Wireshark's name of an encryption algorithm, if it can decrypt it.
-fn wireshark_encr(a: EncrAlg) -> Option<&'static str> {
-    Some(match a {
-        EncrAlg::Null => "NULL",
-        EncrAlg::DesCbc => "DES-CBC [RFC2405]",
-        EncrAlg::TripleDesCbc => "TripleDES-CBC [RFC2451]",
-        EncrAlg::BlowfishCbc => "BLOWFISH-CBC [RFC2451]",
-        EncrAlg::AesCbc => "AES-CBC [RFC3602]",
-        EncrAlg::AesCtr => "AES-CTR [RFC3686]",
-        EncrAlg::AesGcm8 => "AES-GCM with 8 octet ICV [RFC4106]",
-        EncrAlg::AesGcm12 => "AES-GCM with 12 octet ICV [RFC4106]",
-        EncrAlg::AesGcm16 => "AES-GCM with 16 octet ICV [RFC4106]",
-        EncrAlg::None
-        | EncrAlg::AesCcm8
-        | EncrAlg::AesCcm12
-        | EncrAlg::AesCcm16
-        | EncrAlg::AesGmac
-        | EncrAlg::ChaCha20Poly1305 => return None,
-    })
-}
-
-/// Wireshark's name of an authentication algorithm.
-fn wireshark_auth(a: AuthAlg) -> &'static str {
-    match a {
-        AuthAlg::None => "NULL",
-        AuthAlg::HmacMd5 => "HMAC-MD5-96 [RFC2403]",
-        AuthAlg::HmacSha1 => "HMAC-SHA-1-96 [RFC2404]",
-        AuthAlg::HmacSha256 => "HMAC-SHA-256-128 [RFC4868]",
-        AuthAlg::HmacSha384 => "HMAC-SHA-384-192 [RFC4868]",
-        AuthAlg::HmacSha512 => "HMAC-SHA-512-256 [RFC4868]",
-    }
 }
 
 /// `0x<hex>`, or empty when there is no key.

@@ -39,13 +39,24 @@ fn icmp_checksum(p: &mut [u8], off: usize) {
     }
     p[off + 2] = 0;
     p[off + 3] = 0;
-    let c = etherparse::checksum::Sum16BitWords::new().add_slice(&p[off..]).ones_complement().to_be();
+    let c = etherparse::checksum::Sum16BitWords::new()
+        .add_slice(&p[off..])
+        .ones_complement()
+        .to_be();
     p[off + 2..off + 4].copy_from_slice(&c.to_be_bytes());
 }
 
 impl Nat {
     pub fn new(outside: Ipv4Addr) -> Nat {
-        Nat { outside, out: HashMap::new(), back: HashMap::new(), next: 4500, translated_out: 0, translated_in: 0, unmapped: 0 }
+        Nat {
+            outside,
+            out: HashMap::new(),
+            back: HashMap::new(),
+            next: 4500,
+            translated_out: 0,
+            translated_in: 0,
+            unmapped: 0,
+        }
     }
 
     /// A packet leaving for the outside: source rewritten. Returns false if
@@ -60,7 +71,9 @@ impl Nat {
             self.translated_out += 1;
             return true;
         };
-        let Some(b) = p.get(off..off + 2) else { return false };
+        let Some(b) = p.get(off..off + 2) else {
+            return false;
+        };
         let inner_port = u16::from_be_bytes([b[0], b[1]]);
         let key = (l.next, src, inner_port);
         let mapped = match self.out.get(&key) {
@@ -103,7 +116,9 @@ impl Nat {
         // Replies carry the mapped port as destination port (UDP/TCP) or
         // the same identifier (ICMP echo).
         let doff = if l.next == 1 { off } else { off + 2 };
-        let Some(b) = p.get(doff..doff + 2) else { return false };
+        let Some(b) = p.get(doff..doff + 2) else {
+            return false;
+        };
         let port = u16::from_be_bytes([b[0], b[1]]);
         let Some(&(inside, inner_port)) = self.back.get(&(l.next, port)) else {
             self.unmapped += 1;

@@ -49,14 +49,22 @@ fn prefix(s: &str) -> Result<(IpAddr, u8), String> {
     let ip: IpAddr = a.parse().map_err(|_| format!("{a}: not an address"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let p = match p {
-        Some(p) => p.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| format!("/{p}: bad prefix length"))?,
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| format!("/{p}: bad prefix length"))?,
         None => max,
     };
     Ok((ip, p))
 }
 
 fn contains((net, len): (IpAddr, u8), a: IpAddr) -> bool {
-    esp_ah::transform::Selector { ip: net, prefix_len: len }.contains(a)
+    esp_ah::transform::Selector {
+        ip: net,
+        prefix_len: len,
+    }
+    .contains(a)
 }
 
 fn ulp(s: &str) -> Result<u8, String> {
@@ -93,17 +101,32 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
             "drop" => Action::Drop,
             a => return Err(err(format!("unknown action {a:?} (ipsec, bypass, drop)"))),
         };
-        let mut r = Rule { laddr: None, raddr: None, ulp: None, lport: None, rport: None, action, props: props.to_string(), line: n + 1 };
+        let mut r = Rule {
+            laddr: None,
+            raddr: None,
+            ulp: None,
+            lport: None,
+            rport: None,
+            action,
+            props: props.to_string(),
+            line: n + 1,
+        };
         let words: Vec<&str> = sel.split_whitespace().collect();
         let mut i = 0;
         while i < words.len() {
-            let v = words.get(i + 1).ok_or_else(|| err(format!("{} needs a value", words[i])))?;
+            let v = words
+                .get(i + 1)
+                .ok_or_else(|| err(format!("{} needs a value", words[i])))?;
             match words[i] {
                 "laddr" | "saddr" | "src" => r.laddr = Some(prefix(v).map_err(err)?),
                 "raddr" | "daddr" | "dst" => r.raddr = Some(prefix(v).map_err(err)?),
                 "ulp" | "proto" => r.ulp = Some(ulp(v).map_err(err)?),
-                "lport" | "sport" => r.lport = Some(v.parse().map_err(|_| err(format!("{v}: not a port")))?),
-                "rport" | "dport" => r.rport = Some(v.parse().map_err(|_| err(format!("{v}: not a port")))?),
+                "lport" | "sport" => {
+                    r.lport = Some(v.parse().map_err(|_| err(format!("{v}: not a port")))?)
+                }
+                "rport" | "dport" => {
+                    r.rport = Some(v.parse().map_err(|_| err(format!("{v}: not a port")))?)
+                }
                 w => return Err(err(format!("unknown selector {w}"))),
             }
             i += 2;
@@ -119,7 +142,10 @@ fn ports(p: &[u8], l: &esp_ah::packet::IpLayout) -> (u16, u16) {
         6 | 17 => {
             let o = l.hdr_len;
             match p.get(o..o + 4) {
-                Some(b) => (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])),
+                Some(b) => (
+                    u16::from_be_bytes([b[0], b[1]]),
+                    u16::from_be_bytes([b[2], b[3]]),
+                ),
                 None => (0, 0),
             }
         }
@@ -132,7 +158,11 @@ fn ports(p: &[u8], l: &esp_ah::packet::IpLayout) -> (u16, u16) {
 pub fn lookup<'r>(rules: &'r [Rule], packet: &[u8], outbound: bool) -> Option<&'r Rule> {
     let l = esp_ah::packet::layout(packet)?;
     let (sp, dp) = ports(packet, &l);
-    let (local, remote, lport, rport) = if outbound { (l.src, l.dst, sp, dp) } else { (l.dst, l.src, dp, sp) };
+    let (local, remote, lport, rport) = if outbound {
+        (l.src, l.dst, sp, dp)
+    } else {
+        (l.dst, l.src, dp, sp)
+    };
     rules.iter().find(|r| {
         r.laddr.is_none_or(|n| contains(n, local))
             && r.raddr.is_none_or(|n| contains(n, remote))
@@ -158,8 +188,14 @@ mod tests {
         assert_eq!(r[0].ulp, Some(1));
         assert_eq!(r[1].rport, Some(53));
         assert_eq!(r[2].action, Action::Drop);
-        assert!(parse("{frob 1} ipsec {}").unwrap_err().contains("unknown selector frob"));
-        assert!(parse("{laddr 1.2.3.4} fly {}").unwrap_err().contains("unknown action"));
-        assert!(parse("laddr 1.2.3.4").unwrap_err().contains("expected {selectors}"));
+        assert!(parse("{frob 1} ipsec {}")
+            .unwrap_err()
+            .contains("unknown selector frob"));
+        assert!(parse("{laddr 1.2.3.4} fly {}")
+            .unwrap_err()
+            .contains("unknown action"));
+        assert!(parse("laddr 1.2.3.4")
+            .unwrap_err()
+            .contains("expected {selectors}"));
     }
 }

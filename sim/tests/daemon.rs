@@ -32,7 +32,11 @@ impl Drop for Daemon {
 }
 
 fn start(extra: &[&str]) -> Daemon {
-    let dir = std::env::temp_dir().join(format!("sadbd-test-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "sadbd-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("pfkey.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_sadbd"))
@@ -44,14 +48,24 @@ fn start(extra: &[&str]) -> Daemon {
         .expect("start sadbd");
     let t = Instant::now();
     while !path.exists() {
-        assert!(t.elapsed() < Duration::from_secs(10), "sadbd did not create its socket");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "sadbd did not create its socket"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    Daemon { child, path, _dir: TempDir(dir) }
+    Daemon {
+        child,
+        path,
+        _dir: TempDir(dir),
+    }
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn connect(p: &Path) -> Client {
@@ -59,21 +73,52 @@ fn connect(p: &Path) -> Client {
 }
 
 fn recv(c: &Client) -> Message {
-    let b = c.recv(Some(Duration::from_secs(5))).expect("recv").expect("a reply within 5 s");
+    let b = c
+        .recv(Some(Duration::from_secs(5)))
+        .expect("recv")
+        .expect("a reply within 5 s");
     Message::parse(&b, Dialect::Illumos).expect("a well-formed reply")
 }
 
 fn nothing(c: &Client) -> bool {
-    c.recv(Some(Duration::from_millis(200))).expect("recv").is_none()
+    c.recv(Some(Duration::from_millis(200)))
+        .expect("recv")
+        .is_none()
 }
 
 fn add(spi: u32, seq: u32) -> Vec<u8> {
     Message::new(MsgType::Add, satype::ESP, seq, 77)
-        .with(SaExt { spi, state: 1, auth: 3, encrypt: 12, ..SaExt::default() })
-        .with(Extension::Address(ExtKind::AddressSrc, Address::new("10.0.0.1".parse().unwrap(), 0, 0)))
-        .with(Extension::Address(ExtKind::AddressDst, Address::new("10.0.0.2".parse().unwrap(), 0, 0)))
-        .with(Extension::Key(ExtKind::KeyAuth, Key { bits: 160, reserved: 0, material: KeyMaterial::new(vec![0x11; 20]) }))
-        .with(Extension::Key(ExtKind::KeyEncrypt, Key { bits: 128, reserved: 0, material: KeyMaterial::new(vec![0x22; 16]) }))
+        .with(SaExt {
+            spi,
+            state: 1,
+            auth: 3,
+            encrypt: 12,
+            ..SaExt::default()
+        })
+        .with(Extension::Address(
+            ExtKind::AddressSrc,
+            Address::new("10.0.0.1".parse().unwrap(), 0, 0),
+        ))
+        .with(Extension::Address(
+            ExtKind::AddressDst,
+            Address::new("10.0.0.2".parse().unwrap(), 0, 0),
+        ))
+        .with(Extension::Key(
+            ExtKind::KeyAuth,
+            Key {
+                bits: 160,
+                reserved: 0,
+                material: KeyMaterial::new(vec![0x11; 20]),
+            },
+        ))
+        .with(Extension::Key(
+            ExtKind::KeyEncrypt,
+            Key {
+                bits: 128,
+                reserved: 0,
+                material: KeyMaterial::new(vec![0x22; 16]),
+            },
+        ))
         .emit(Dialect::Illumos)
         .expect("emit")
 }
@@ -81,7 +126,11 @@ fn add(spi: u32, seq: u32) -> Vec<u8> {
 #[test]
 fn socket_is_private_to_its_owner() {
     let d = start(&[]);
-    let mode = std::fs::metadata(&d.path).expect("socket").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&d.path)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -92,26 +141,47 @@ fn replies_broadcasts_and_promiscuous_sockets() {
     let b = connect(&d.path);
     let p = connect(&d.path);
     // p turns promiscuous; the echo goes to p only.
-    p.send(&Message::new(MsgType::Promisc, 1, 1, 99).emit(Dialect::Illumos).expect("emit")).expect("send");
+    p.send(
+        &Message::new(MsgType::Promisc, 1, 1, 99)
+            .emit(Dialect::Illumos)
+            .expect("emit"),
+    )
+    .expect("send");
     assert_eq!(recv(&p).msg_type, MsgType::Promisc);
     // ADD from a: every socket gets the result, without keys.
     a.send(&add(0x100, 1)).expect("send");
     for c in [&a, &b, &p] {
         let m = recv(c);
-        assert_eq!((m.msg_type, m.errno, m.seq, m.pid), (MsgType::Add, 0, 1, 77));
-        assert!(!m.has(ExtKind::KeyAuth) && !m.has(ExtKind::KeyEncrypt), "no keys in broadcasts");
+        assert_eq!(
+            (m.msg_type, m.errno, m.seq, m.pid),
+            (MsgType::Add, 0, 1, 77)
+        );
+        assert!(
+            !m.has(ExtKind::KeyAuth) && !m.has(ExtKind::KeyEncrypt),
+            "no keys in broadcasts"
+        );
     }
     // GET from a: a and the promiscuous p, not b; keys included.
     let get = Message::new(MsgType::Get, satype::ESP, 2, 77)
-        .with(SaExt { spi: 0x100, ..SaExt::default() })
-        .with(Extension::Address(ExtKind::AddressDst, Address::new("10.0.0.2".parse().unwrap(), 0, 0)));
-    a.send(&get.emit(Dialect::Illumos).expect("emit")).expect("send");
+        .with(SaExt {
+            spi: 0x100,
+            ..SaExt::default()
+        })
+        .with(Extension::Address(
+            ExtKind::AddressDst,
+            Address::new("10.0.0.2".parse().unwrap(), 0, 0),
+        ));
+    a.send(&get.emit(Dialect::Illumos).expect("emit"))
+        .expect("send");
     for c in [&a, &p] {
         let m = recv(c);
         assert_eq!(m.msg_type, MsgType::Get);
         assert!(m.has(ExtKind::KeyEncrypt));
     }
-    assert!(nothing(&b), "GET answers go to the requester (and promiscuous sockets) only");
+    assert!(
+        nothing(&b),
+        "GET answers go to the requester (and promiscuous sockets) only"
+    );
     // A duplicate ADD: the error reaches every socket too (illumos).
     a.send(&add(0x100, 3)).expect("send");
     for c in [&a, &b, &p] {
@@ -122,7 +192,12 @@ fn replies_broadcasts_and_promiscuous_sockets() {
     for c in [&a, &b, &p] {
         recv(c);
     }
-    a.send(&Message::new(MsgType::Dump, 0, 5, 77).emit(Dialect::Illumos).expect("emit")).expect("send");
+    a.send(
+        &Message::new(MsgType::Dump, 0, 5, 77)
+            .emit(Dialect::Illumos)
+            .expect("emit"),
+    )
+    .expect("send");
     let mut spis = Vec::new();
     loop {
         let m = recv(&a);
@@ -143,7 +218,12 @@ fn a_client_that_goes_away_does_not_disturb_the_others() {
     let a = connect(&d.path);
     {
         let gone = connect(&d.path);
-        gone.send(&Message::new(MsgType::Dump, 0, 1, 1).emit(Dialect::Illumos).expect("emit")).expect("send");
+        gone.send(
+            &Message::new(MsgType::Dump, 0, 1, 1)
+                .emit(Dialect::Illumos)
+                .expect("emit"),
+        )
+        .expect("send");
     }
     a.send(&add(0x200, 1)).expect("send");
     assert_eq!(recv(&a).errno, 0);
@@ -156,7 +236,9 @@ fn a_client_that_goes_away_does_not_disturb_the_others() {
 }
 
 fn c_recv_raw(c: &Client) -> Vec<u8> {
-    c.recv(Some(Duration::from_secs(5))).expect("recv").expect("reply")
+    c.recv(Some(Duration::from_secs(5)))
+        .expect("recv")
+        .expect("reply")
 }
 
 #[test]
@@ -173,7 +255,10 @@ fn sigterm_stops_it_cleanly() {
             assert!(status.success(), "{status:?}");
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "sadbd ignored SIGTERM");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "sadbd ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!d.path.exists(), "the socket file is removed");
@@ -182,7 +267,11 @@ fn sigterm_stops_it_cleanly() {
 #[test]
 fn a_second_daemon_refuses_a_live_socket() {
     let d = start(&[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_sadbd")).arg("--socket").arg(&d.path).output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_sadbd"))
+        .arg("--socket")
+        .arg(&d.path)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already serving"));
 }
@@ -192,7 +281,12 @@ fn a_slow_monitor_is_told_what_it_lost() {
     let d = start(&["--queue-limit", "8"]);
     let adder = connect(&d.path);
     let mon = connect(&d.path);
-    mon.send(&Message::new(MsgType::Promisc, 1, 1, 99).emit(Dialect::Illumos).expect("emit")).expect("send");
+    mon.send(
+        &Message::new(MsgType::Promisc, 1, 1, 99)
+            .emit(Dialect::Illumos)
+            .expect("emit"),
+    )
+    .expect("send");
     // The monitor does not read while 4000 ADDs are broadcast to it.
     for i in 0..4000u32 {
         adder.send(&add(0x10000 + i, i + 10)).expect("send");
@@ -213,8 +307,15 @@ fn a_slow_monitor_is_told_what_it_lost() {
             _ => {}
         }
     }
-    assert!(notices > 0, "the socket buffer plus 8 queued messages cannot hold 4000 ADDs");
-    assert_eq!(adds + lost, 4000, "every ADD is either delivered or counted as lost");
+    assert!(
+        notices > 0,
+        "the socket buffer plus 8 queued messages cannot hold 4000 ADDs"
+    );
+    assert_eq!(
+        adds + lost,
+        4000,
+        "every ADD is either delivered or counted as lost"
+    );
     // The daemon kept serving: the adder still gets answers.
     adder.send(&add(0x9999, 9999)).expect("send");
     assert_eq!(recv(&adder).errno, 0);

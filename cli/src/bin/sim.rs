@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "sim", version, about = "Simulated IPsec hosts and links (no root needed)")]
+#[command(
+    name = "sim",
+    version,
+    about = "Simulated IPsec hosts and links (no root needed)"
+)]
 struct Args {
     #[command(subcommand)]
     cmd: Cmd,

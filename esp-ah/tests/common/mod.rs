@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use esp_ah::{Engine, PacketBuf, SaOptions, Verdict};
 use sadb::alg::{AuthAlg, EncrAlg};
-use sadb::pfkey::{flags, satype, Address, Dialect, ExtKind, Extension, Key, Message, MsgType, SaExt};
+use sadb::pfkey::{
+    flags, satype, Address, Dialect, ExtKind, Extension, Key, Message, MsgType, SaExt,
+};
 use sadb::{Config, Jitter, KeyMaterial, SaId, Sadb};
 
 pub const NOW: u64 = 1_700_000_000;
@@ -18,8 +20,12 @@ pub fn ip(s: &str) -> IpAddr {
 /// A UDP datagram in an IPv4 or IPv6 packet.
 pub fn udp_packet(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
     let b = match (ip(src), ip(dst)) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => etherparse::PacketBuilder::ipv4(s.octets(), d.octets(), 64),
-        (IpAddr::V6(s), IpAddr::V6(d)) => etherparse::PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            etherparse::PacketBuilder::ipv4(s.octets(), d.octets(), 64)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            etherparse::PacketBuilder::ipv6(s.octets(), d.octets(), 64)
+        }
         _ => panic!("mixed families"),
     }
     .udp(5000, 7);
@@ -30,7 +36,9 @@ pub fn udp_packet(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
 
 /// Key material of `bytes` bytes that is not weak for any algorithm.
 pub fn key(bytes: usize, seed: u8) -> Vec<u8> {
-    (0..bytes).map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x10).collect()
+    (0..bytes)
+        .map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x10)
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +89,11 @@ impl SaSpec {
         let outer_proto = match self.tunnel {
             Some(((i, _), _)) => {
                 fl |= flags::X_TUNNEL;
-                if i.is_ipv4() { 4 } else { 41 }
+                if i.is_ipv4() {
+                    4
+                } else {
+                    41
+                }
             }
             None => 0,
         };
@@ -94,31 +106,69 @@ impl SaSpec {
                 replay: self.replay,
                 state: 1,
                 auth: self.auth.id(Dialect::Illumos).unwrap_or(0),
-                encrypt: if self.satype == satype::ESP { self.encr.id(Dialect::Illumos).unwrap_or(0) } else { 0 },
+                encrypt: if self.satype == satype::ESP {
+                    self.encr.id(Dialect::Illumos).unwrap_or(0)
+                } else {
+                    0
+                },
                 flags: fl,
             })
-            .with(Extension::Address(ExtKind::AddressSrc, Address::new(self.src, 0, outer_proto)))
-            .with(Extension::Address(ExtKind::AddressDst, Address::new(self.dst, 0, outer_proto)));
+            .with(Extension::Address(
+                ExtKind::AddressSrc,
+                Address::new(self.src, 0, outer_proto),
+            ))
+            .with(Extension::Address(
+                ExtKind::AddressDst,
+                Address::new(self.dst, 0, outer_proto),
+            ));
         if let Some(((is, ip_), (id, dp))) = self.tunnel {
             m = m
-                .with(Extension::Address(ExtKind::AddressInnerSrc, Address { proto: 0, prefix_len: ip_, addr: sadb::pfkey::SockAddr::new(is, 0) }))
-                .with(Extension::Address(ExtKind::AddressInnerDst, Address { proto: 0, prefix_len: dp, addr: sadb::pfkey::SockAddr::new(id, 0) }));
+                .with(Extension::Address(
+                    ExtKind::AddressInnerSrc,
+                    Address {
+                        proto: 0,
+                        prefix_len: ip_,
+                        addr: sadb::pfkey::SockAddr::new(is, 0),
+                    },
+                ))
+                .with(Extension::Address(
+                    ExtKind::AddressInnerDst,
+                    Address {
+                        proto: 0,
+                        prefix_len: dp,
+                        addr: sadb::pfkey::SockAddr::new(id, 0),
+                    },
+                ));
         }
         if self.natt {
             m = m
-                .with(Extension::Address(ExtKind::AddressNattLoc, Address::new(ip("0.0.0.0"), 4500, 0)))
-                .with(Extension::Address(ExtKind::AddressNattRem, Address::new(ip("192.0.2.99"), 4500, 0)));
+                .with(Extension::Address(
+                    ExtKind::AddressNattLoc,
+                    Address::new(ip("0.0.0.0"), 4500, 0),
+                ))
+                .with(Extension::Address(
+                    ExtKind::AddressNattRem,
+                    Address::new(ip("192.0.2.99"), 4500, 0),
+                ));
         }
         if self.auth != AuthAlg::None {
             m = m.with(Extension::Key(
                 ExtKind::KeyAuth,
-                Key { bits: (self.auth_key.len() * 8) as u16, reserved: 0, material: KeyMaterial::new(self.auth_key.clone()) },
+                Key {
+                    bits: (self.auth_key.len() * 8) as u16,
+                    reserved: 0,
+                    material: KeyMaterial::new(self.auth_key.clone()),
+                },
             ));
         }
         if !self.encr_key.is_empty() {
             m = m.with(Extension::Key(
                 ExtKind::KeyEncrypt,
-                Key { bits: (self.encr_key.len() * 8) as u16, reserved: 0, material: KeyMaterial::new(self.encr_key.clone()) },
+                Key {
+                    bits: (self.encr_key.len() * 8) as u16,
+                    reserved: 0,
+                    material: KeyMaterial::new(self.encr_key.clone()),
+                },
             ));
         }
         m
@@ -133,9 +183,15 @@ pub struct Host {
 
 impl Host {
     pub fn new(local: &str) -> Host {
-        let mut cfg = Config { jitter: Jitter::Off, ..Config::default() };
+        let mut cfg = Config {
+            jitter: Jitter::Off,
+            ..Config::default()
+        };
         cfg.local_addrs.insert(ip(local));
-        Host { db: Sadb::new(cfg), engine: Engine::with_seed(7) }
+        Host {
+            db: Sadb::new(cfg),
+            engine: Engine::with_seed(7),
+        }
     }
 
     /// Adds the SA through PF_KEY bytes and installs its transform.
@@ -143,9 +199,18 @@ impl Host {
         let bytes = spec.add_msg().emit(Dialect::Illumos).expect("emit ADD");
         let r = self.db.handle_bytes(&bytes, NOW);
         let reply = r.reply().expect("reply");
-        assert_eq!((reply.errno, reply.reserved), (0, 0), "ADD of {spec:?} refused");
-        let id = self.db.lookup(spec.satype, spec.spi, spec.dst).expect("added SA");
-        self.engine.install(&self.db, id, opts).expect("install transform");
+        assert_eq!(
+            (reply.errno, reply.reserved),
+            (0, 0),
+            "ADD of {spec:?} refused"
+        );
+        let id = self
+            .db
+            .lookup(spec.satype, spec.spi, spec.dst)
+            .expect("added SA");
+        self.engine
+            .install(&self.db, id, opts)
+            .expect("install transform");
         id
     }
 

@@ -17,7 +17,10 @@ pub enum WireError {
     #[error("bad PF_KEY version {0} (expected 2)")]
     BadVersion(u8),
     #[error("length field says {header_words} words but the message has {actual_bytes} bytes")]
-    LengthMismatch { header_words: u16, actual_bytes: usize },
+    LengthMismatch {
+        header_words: u16,
+        actual_bytes: usize,
+    },
     #[error("unknown message type {0}")]
     UnknownMsgType(u8),
     #[error("extension at offset {offset} has length 0")]
@@ -29,9 +32,17 @@ pub enum WireError {
     #[error("unknown extension type {wire_type} at offset {offset}")]
     UnknownExt { wire_type: u16, offset: usize },
     #[error("{kind:?} extension too short: need {min} bytes, got {got}")]
-    ExtTooShort { kind: ExtKind, min: usize, got: usize },
+    ExtTooShort {
+        kind: ExtKind,
+        min: usize,
+        got: usize,
+    },
     #[error("{kind:?} extension has the wrong length: expected {expected} bytes, got {got}")]
-    ExtWrongLength { kind: ExtKind, expected: usize, got: usize },
+    ExtWrongLength {
+        kind: ExtKind,
+        expected: usize,
+        got: usize,
+    },
     #[error("duplicate {0:?} extension")]
     DuplicateExt(ExtKind),
     #[error("{kind:?} extension: key of 0 bits")]
@@ -39,17 +50,30 @@ pub enum WireError {
     #[error("{kind:?} extension: key material is all zero")]
     KeyAllZero { kind: ExtKind },
     #[error("{kind:?} extension: {bits} key bits do not fit in {bytes} bytes")]
-    KeyLenMismatch { kind: ExtKind, bits: u16, bytes: usize },
+    KeyLenMismatch {
+        kind: ExtKind,
+        bits: u16,
+        bytes: usize,
+    },
     #[error("{kind:?} extension: unsupported address family {family}")]
     BadAddressFamily { kind: ExtKind, family: u16 },
     #[error("{kind:?} extension: sockaddr of family {family} needs {need} bytes, has {have}")]
-    ShortSockaddr { kind: ExtKind, family: u16, need: usize, have: usize },
+    ShortSockaddr {
+        kind: ExtKind,
+        family: u16,
+        need: usize,
+        have: usize,
+    },
     #[error("{kind:?} extension: prefix length {prefix} too long")]
     PrefixTooLong { kind: ExtKind, prefix: u8 },
     #[error("SPI range min {min:#x} > max {max:#x}")]
     SpiRangeInverted { min: u32, max: u32 },
     #[error("{kind:?} extension: count says {count} entries, only {room} fit")]
-    BadCount { kind: ExtKind, count: usize, room: usize },
+    BadCount {
+        kind: ExtKind,
+        count: usize,
+        room: usize,
+    },
 }
 
 impl WireError {
@@ -85,7 +109,9 @@ impl WireError {
             WireError::KeyBitsZero { kind }
             | WireError::KeyAllZero { kind }
             | WireError::KeyLenMismatch { kind, .. } => malformed(*kind),
-            WireError::ExtTooShort { kind, .. } | WireError::ExtWrongLength { kind, .. } => malformed(*kind),
+            WireError::ExtTooShort { kind, .. } | WireError::ExtWrongLength { kind, .. } => {
+                malformed(*kind)
+            }
             WireError::ShortSockaddr { kind, .. } => malformed(*kind),
             WireError::BadAddressFamily { kind, .. } => match kind {
                 ExtKind::AddressSrc => D::BadSrcAf,

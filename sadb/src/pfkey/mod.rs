@@ -6,10 +6,10 @@
 //! that mean different things in different kernels live in one place,
 //! [`Dialect`].
 
-pub mod field;
 pub mod error;
-pub mod view;
+pub mod field;
 pub mod repr;
+pub mod view;
 
 pub use error::{EncodeError, WireError};
 pub use repr::*;
@@ -204,7 +204,10 @@ impl ExtKind {
     pub fn is_lifetime(self) -> bool {
         matches!(
             self,
-            ExtKind::LifetimeCurrent | ExtKind::LifetimeHard | ExtKind::LifetimeSoft | ExtKind::LifetimeIdle
+            ExtKind::LifetimeCurrent
+                | ExtKind::LifetimeHard
+                | ExtKind::LifetimeSoft
+                | ExtKind::LifetimeIdle
         )
     }
 }
@@ -300,7 +303,8 @@ pub mod flags {
     pub const LINUX_NOPMTUDISC: u64 = 1 << 34;
 
     /// illumos UPDATE-settable flags for AH.
-    pub const UPDATE_AH: u64 = X_PAIRED | NOREPLAY | X_OUTBOUND | X_INBOUND | X_KM1 | X_KM2 | X_KM3 | X_KM4;
+    pub const UPDATE_AH: u64 =
+        X_PAIRED | NOREPLAY | X_OUTBOUND | X_INBOUND | X_KM1 | X_KM2 | X_KM3 | X_KM4;
     /// illumos UPDATE-settable flags for ESP.
     pub const UPDATE_ESP: u64 = UPDATE_AH | X_NATT_LOC | X_NATT_REM | X_NATTED;
     /// illumos ADD-settable flags for AH.
@@ -341,8 +345,16 @@ pub mod flags {
         let w = wire as u64;
         (w & PFS)
             | if w & 0x8000_0000 != 0 { LINUX_NOECN } else { 0 }
-            | if w & 0x4000_0000 != 0 { LINUX_DECAP_DSCP } else { 0 }
-            | if w & 0x2000_0000 != 0 { LINUX_NOPMTUDISC } else { 0 }
+            | if w & 0x4000_0000 != 0 {
+                LINUX_DECAP_DSCP
+            } else {
+                0
+            }
+            | if w & 0x2000_0000 != 0 {
+                LINUX_NOPMTUDISC
+            } else {
+                0
+            }
     }
 
     /// Semantic flags -> Linux wire flags; `Err` names the first flag Linux lacks.
@@ -358,7 +370,10 @@ pub mod flags {
             out |= 0x2000_0000;
         }
         let linux_ok = PFS | LINUX_NOECN | LINUX_DECAP_DSCP | LINUX_NOPMTUDISC;
-        if let Some(&(_, name)) = NAMES.iter().find(|(bit, _)| f & bit != 0 && linux_ok & bit == 0) {
+        if let Some(&(_, name)) = NAMES
+            .iter()
+            .find(|(bit, _)| f & bit != 0 && linux_ok & bit == 0)
+        {
             return Err(name);
         }
         Ok(out)
@@ -366,7 +381,10 @@ pub mod flags {
 
     /// Semantic flags -> illumos wire flags; `Err` names the first Linux-only flag.
     pub fn to_illumos(f: u64) -> Result<u32, &'static str> {
-        if let Some(&(_, name)) = NAMES.iter().find(|(bit, _)| f & bit != 0 && *bit > u32::MAX as u64) {
+        if let Some(&(_, name)) = NAMES
+            .iter()
+            .find(|(bit, _)| f & bit != 0 && *bit > u32::MAX as u64)
+        {
             return Err(name);
         }
         Ok(f as u32)
@@ -390,10 +408,22 @@ mod tests {
 
     #[test]
     fn same_number_different_meaning() {
-        assert_eq!(ExtKind::from_number(20, Dialect::Linux), Some(ExtKind::NatTType));
-        assert_eq!(ExtKind::from_number(20, Dialect::Illumos), Some(ExtKind::AddressNattLoc));
-        assert_eq!(MsgType::from_number(13, Dialect::Linux), Some(MsgType::SpdUpdate));
-        assert_eq!(MsgType::from_number(13, Dialect::Illumos), Some(MsgType::UpdatePair));
+        assert_eq!(
+            ExtKind::from_number(20, Dialect::Linux),
+            Some(ExtKind::NatTType)
+        );
+        assert_eq!(
+            ExtKind::from_number(20, Dialect::Illumos),
+            Some(ExtKind::AddressNattLoc)
+        );
+        assert_eq!(
+            MsgType::from_number(13, Dialect::Linux),
+            Some(MsgType::SpdUpdate)
+        );
+        assert_eq!(
+            MsgType::from_number(13, Dialect::Illumos),
+            Some(MsgType::UpdatePair)
+        );
         assert_eq!(ExtKind::from_number(28, Dialect::Illumos), None);
         assert_eq!(ExtKind::from_number(0, Dialect::Linux), None);
     }
@@ -417,9 +447,18 @@ mod tests {
     #[test]
     fn linux_flags_translate_and_refuse_illumos_only_bits() {
         assert_eq!(flags::from_linux(0x8000_0000), flags::LINUX_NOECN);
-        assert_eq!(flags::to_linux(flags::LINUX_NOECN | flags::PFS), Ok(0x8000_0001));
+        assert_eq!(
+            flags::to_linux(flags::LINUX_NOECN | flags::PFS),
+            Ok(0x8000_0001)
+        );
         assert_eq!(flags::to_linux(flags::X_INBOUND), Err("X_INBOUND"));
-        assert_eq!(flags::to_illumos(flags::LINUX_DECAP_DSCP), Err("DECAP_DSCP"));
-        assert_eq!(flags::to_illumos(flags::X_USED | flags::X_OUTBOUND), Ok(0x8000_8000));
+        assert_eq!(
+            flags::to_illumos(flags::LINUX_DECAP_DSCP),
+            Err("DECAP_DSCP")
+        );
+        assert_eq!(
+            flags::to_illumos(flags::X_USED | flags::X_OUTBOUND),
+            Ok(0x8000_8000)
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::error::{EncodeError, WireError};
 use super::field;
 use super::view::{be_u16, be_u32, ne_u16, ne_u32, ne_u64, MsgView, RawExt};
-use super::{flags, Dialect, ExtKind, MsgType, AF_INET, BASE_LEN, PF_KEY_V2, SOCKADDR_IN_LEN, WORD};
+use super::{
+    flags, Dialect, ExtKind, MsgType, AF_INET, BASE_LEN, PF_KEY_V2, SOCKADDR_IN_LEN, WORD,
+};
 use crate::key::KeyMaterial;
 
 /// Rounds `n` up to a whole number of 64-bit words.
@@ -63,7 +65,13 @@ pub struct SockAddr {
 
 impl SockAddr {
     pub fn new(ip: IpAddr, port: u16) -> SockAddr {
-        SockAddr { ip, port, flowinfo: 0, scope_id: 0, src_id: 0 }
+        SockAddr {
+            ip,
+            port,
+            flowinfo: 0,
+            scope_id: 0,
+            src_id: 0,
+        }
     }
 
     /// The address with IPv4-mapped IPv6 turned into IPv4, as kernels store it.
@@ -83,7 +91,11 @@ pub struct Address {
 
 impl Address {
     pub fn new(ip: IpAddr, port: u16, proto: u8) -> Address {
-        Address { proto, prefix_len: 0, addr: SockAddr::new(ip, port) }
+        Address {
+            proto,
+            prefix_len: 0,
+            addr: SockAddr::new(ip, port),
+        }
     }
 }
 
@@ -200,21 +212,39 @@ pub enum Extension {
     /// illumos X_EPROP, carried as its bytes after the generic header.
     ExtProposal(Vec<u8>),
     /// illumos X_KM_COOKIE.
-    KmCookie { proto: u32, cookie: u64 },
+    KmCookie {
+        proto: u32,
+        cookie: u64,
+    },
     /// illumos X_PAIR: the partner's SPI.
-    Pair { spi: u32 },
+    Pair {
+        spi: u32,
+    },
     /// illumos X_REPLAY_VALUE.
-    ReplayValue { r32: u32, r64: u64 },
+    ReplayValue {
+        r32: u32,
+        r64: u64,
+    },
     /// illumos X_EDUMP.
-    ExtDump { timeout: u64 },
+    ExtDump {
+        timeout: u64,
+    },
     /// Linux X_SA2.
-    Sa2 { mode: u8, sequence: u32, reqid: u32 },
+    Sa2 {
+        mode: u8,
+        sequence: u32,
+        reqid: u32,
+    },
     /// Linux X_NAT_T_TYPE.
     NatTType(u8),
     /// Linux X_NAT_T_SPORT / X_NAT_T_DPORT.
     NatTPort(ExtKind, u16),
     /// Linux X_SEC_CTX.
-    SecCtx { alg: u8, doi: u8, ctx: Vec<u8> },
+    SecCtx {
+        alg: u8,
+        doi: u8,
+        ctx: Vec<u8>,
+    },
     /// Linux X_FILTER.
     Filter(Filter),
     /// A known extension this codec carries without interpreting
@@ -222,7 +252,10 @@ pub enum Extension {
     /// generic header, padding included.
     Opaque(ExtKind, Vec<u8>),
     /// A type the dialect does not know: kept verbatim and re-emitted.
-    Unknown { wire_type: u16, body: Vec<u8> },
+    Unknown {
+        wire_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 impl Extension {
@@ -265,7 +298,11 @@ impl Extension {
         let b = raw.bytes;
         let need = |min: usize| -> Result<(), WireError> {
             if b.len() < min {
-                Err(WireError::ExtTooShort { kind, min, got: b.len() })
+                Err(WireError::ExtTooShort {
+                    kind,
+                    min,
+                    got: b.len(),
+                })
             } else {
                 Ok(())
             }
@@ -307,7 +344,11 @@ impl Extension {
                 let bytes = (bits as usize).div_ceil(8);
                 let room = b.len() - field::key::MATERIAL;
                 if bytes > room {
-                    return Err(WireError::KeyLenMismatch { kind, bits, bytes: room });
+                    return Err(WireError::KeyLenMismatch {
+                        kind,
+                        bits,
+                        bytes: room,
+                    });
                 }
                 // illumos replies carry the salt after the key and count it
                 // in `reserved`, not in `bits` (ipseckey-behaviour.md 3.1).
@@ -318,7 +359,9 @@ impl Extension {
                     Key {
                         bits,
                         reserved,
-                        material: KeyMaterial::from_slice(&b[field::key::MATERIAL..field::key::MATERIAL + bytes]),
+                        material: KeyMaterial::from_slice(
+                            &b[field::key::MATERIAL..field::key::MATERIAL + bytes],
+                        ),
                     },
                 )
             }
@@ -341,7 +384,11 @@ impl Extension {
                 let il = b[field::sens::INTEG_LEN] as usize;
                 let room = (b.len() - field::sens::BITMAPS) / WORD;
                 if sl + il > room {
-                    return Err(WireError::BadCount { kind, count: sl + il, room });
+                    return Err(WireError::BadCount {
+                        kind,
+                        count: sl + il,
+                        room,
+                    });
                 }
                 let words: Vec<u64> = (0..sl + il)
                     .map(|i| {
@@ -367,7 +414,10 @@ impl Extension {
                 let combs = (0..n)
                     .map(|i| parse_comb(&b[field::prop::COMBS + i * field::prop::COMB_LEN..]))
                     .collect();
-                Extension::Proposal(Proposal { replay: b[field::prop::REPLAY], combs })
+                Extension::Proposal(Proposal {
+                    replay: b[field::prop::REPLAY],
+                    combs,
+                })
             }
             ExtKind::SupportedAuth | ExtKind::SupportedEncrypt => {
                 need(field::supported::ALGS)?;
@@ -391,9 +441,15 @@ impl Extension {
             ExtKind::SpiRange => {
                 need(field::spirange::LEN)?;
                 let (min, max) = if dialect.spirange_network_order() {
-                    (be_u32(b, field::spirange::MIN), be_u32(b, field::spirange::MAX))
+                    (
+                        be_u32(b, field::spirange::MIN),
+                        be_u32(b, field::spirange::MAX),
+                    )
                 } else {
-                    (ne_u32(b, field::spirange::MIN), ne_u32(b, field::spirange::MAX))
+                    (
+                        ne_u32(b, field::spirange::MIN),
+                        ne_u32(b, field::spirange::MAX),
+                    )
                 };
                 if min > max {
                     return Err(WireError::SpiRangeInverted { min, max });
@@ -415,7 +471,9 @@ impl Extension {
             }
             ExtKind::Pair => {
                 need(field::pair::LEN)?;
-                Extension::Pair { spi: be_u32(b, field::pair::SPI) }
+                Extension::Pair {
+                    spi: be_u32(b, field::pair::SPI),
+                }
             }
             ExtKind::ReplayValue => {
                 need(field::replay_value::LEN)?;
@@ -426,7 +484,9 @@ impl Extension {
             }
             ExtKind::ExtDump => {
                 need(field::edump::LEN)?;
-                Extension::ExtDump { timeout: ne_u64(b, field::edump::TIMEOUT) }
+                Extension::ExtDump {
+                    timeout: ne_u64(b, field::edump::TIMEOUT),
+                }
             }
             ExtKind::Sa2 => {
                 need(field::sa2::LEN)?;
@@ -449,7 +509,11 @@ impl Extension {
                 let len = ne_u16(b, field::sec_ctx::CTX_LEN) as usize;
                 let expected = pad8(field::sec_ctx::CTX + len);
                 if expected != b.len() {
-                    return Err(WireError::ExtWrongLength { kind, expected, got: b.len() });
+                    return Err(WireError::ExtWrongLength {
+                        kind,
+                        expected,
+                        got: b.len(),
+                    });
                 }
                 Extension::SecCtx {
                     alg: b[field::sec_ctx::ALG],
@@ -471,7 +535,10 @@ impl Extension {
                 Extension::Opaque(kind, b[field::ext::HEADER_LEN..].to_vec())
             }
             // Every remaining kind is an address or lifetime, handled above.
-            _ => Extension::Unknown { wire_type: raw.wire_type, body: b[field::ext::HEADER_LEN..].to_vec() },
+            _ => Extension::Unknown {
+                wire_type: raw.wire_type,
+                body: b[field::ext::HEADER_LEN..].to_vec(),
+            },
         })
     }
 
@@ -483,14 +550,18 @@ impl Extension {
             Extension::Address(_, a) => field::address::SOCKADDR + sockaddr_len(&a.addr, dialect),
             Extension::Key(_, k) => field::key::MATERIAL + k.material.len(),
             Extension::Identity(_, i) => field::ident::STRING + i.text.len() + 1,
-            Extension::Sensitivity(_, s) => field::sens::BITMAPS + WORD * (s.sens_bitmap.len() + s.integ_bitmap.len()),
+            Extension::Sensitivity(_, s) => {
+                field::sens::BITMAPS + WORD * (s.sens_bitmap.len() + s.integ_bitmap.len())
+            }
             Extension::Proposal(p) => field::prop::COMBS + field::prop::COMB_LEN * p.combs.len(),
-            Extension::Supported(_, a) => field::supported::ALGS + field::supported::ALG_LEN * a.len(),
+            Extension::Supported(_, a) => {
+                field::supported::ALGS + field::supported::ALG_LEN * a.len()
+            }
             Extension::SpiRange(_) => field::spirange::LEN,
             Extension::ExtRegister(t) => field::ext::HEADER_LEN + t.len() + 1,
-            Extension::ExtProposal(b) | Extension::Opaque(_, b) | Extension::Unknown { body: b, .. } => {
-                field::ext::HEADER_LEN + b.len()
-            }
+            Extension::ExtProposal(b)
+            | Extension::Opaque(_, b)
+            | Extension::Unknown { body: b, .. } => field::ext::HEADER_LEN + b.len(),
             Extension::KmCookie { .. } => field::km_cookie::LEN,
             Extension::Pair { .. } => field::pair::LEN,
             Extension::ReplayValue { .. } => field::replay_value::LEN,
@@ -509,10 +580,11 @@ impl Extension {
             Extension::Unknown { wire_type, .. } => *wire_type,
             _ => {
                 let kind = self.kind().unwrap_or(ExtKind::Sa);
-                kind.number(dialect).ok_or_else(|| EncodeError::Unsupported {
-                    feature: feature_name(kind).to_string(),
-                    dialect,
-                })?
+                kind.number(dialect)
+                    .ok_or_else(|| EncodeError::Unsupported {
+                        feature: feature_name(kind).to_string(),
+                        dialect,
+                    })?
             }
         };
         let len = self.buffer_len(dialect);
@@ -547,7 +619,10 @@ impl Extension {
                     Dialect::Illumos => flags::to_illumos(sa.flags),
                     Dialect::Linux => flags::to_linux(sa.flags),
                 }
-                .map_err(|name| EncodeError::Unsupported { feature: format!("SA flag {name}"), dialect })?;
+                .map_err(|name| EncodeError::Unsupported {
+                    feature: format!("SA flag {name}"),
+                    dialect,
+                })?;
                 put_ne32(b, field::sa::FLAGS, wire_flags);
             }
             Extension::Lifetime(_, l) => {
@@ -570,13 +645,18 @@ impl Extension {
             Extension::Identity(_, i) => {
                 put_ne16(b, field::ident::TYPE, i.id_type);
                 put_ne64(b, field::ident::ID, i.id);
-                b[field::ident::STRING..field::ident::STRING + i.text.len()].copy_from_slice(&i.text);
+                b[field::ident::STRING..field::ident::STRING + i.text.len()]
+                    .copy_from_slice(&i.text);
             }
             Extension::Sensitivity(_, s) => {
-                let sl = u8::try_from(s.sens_bitmap.len())
-                    .map_err(|_| EncodeError::ValueTooLarge { what: "sensitivity bitmap" })?;
-                let il = u8::try_from(s.integ_bitmap.len())
-                    .map_err(|_| EncodeError::ValueTooLarge { what: "integrity bitmap" })?;
+                let sl =
+                    u8::try_from(s.sens_bitmap.len()).map_err(|_| EncodeError::ValueTooLarge {
+                        what: "sensitivity bitmap",
+                    })?;
+                let il =
+                    u8::try_from(s.integ_bitmap.len()).map_err(|_| EncodeError::ValueTooLarge {
+                        what: "integrity bitmap",
+                    })?;
                 put_ne32(b, field::sens::DPD, s.dpd);
                 b[field::sens::SENS_LEVEL] = s.sens_level;
                 b[field::sens::SENS_LEN] = sl;
@@ -617,8 +697,11 @@ impl Extension {
             Extension::ExtRegister(t) => {
                 b[field::ext::HEADER_LEN..field::ext::HEADER_LEN + t.len()].copy_from_slice(t);
             }
-            Extension::ExtProposal(body) | Extension::Opaque(_, body) | Extension::Unknown { body, .. } => {
-                b[field::ext::HEADER_LEN..field::ext::HEADER_LEN + body.len()].copy_from_slice(body);
+            Extension::ExtProposal(body)
+            | Extension::Opaque(_, body)
+            | Extension::Unknown { body, .. } => {
+                b[field::ext::HEADER_LEN..field::ext::HEADER_LEN + body.len()]
+                    .copy_from_slice(body);
             }
             Extension::KmCookie { proto, cookie } => {
                 put_ne32(b, field::km_cookie::PROTO, *proto);
@@ -630,7 +713,11 @@ impl Extension {
                 put_ne64(b, field::replay_value::R64, *r64);
             }
             Extension::ExtDump { timeout } => put_ne64(b, field::edump::TIMEOUT, *timeout),
-            Extension::Sa2 { mode, sequence, reqid } => {
+            Extension::Sa2 {
+                mode,
+                sequence,
+                reqid,
+            } => {
                 b[field::sa2::MODE] = *mode;
                 put_ne32(b, field::sa2::SEQUENCE, *sequence);
                 put_ne32(b, field::sa2::REQID, *reqid);
@@ -638,7 +725,9 @@ impl Extension {
             Extension::NatTType(t) => b[field::nat_t::TYPE] = *t,
             Extension::NatTPort(_, p) => b[field::nat_t::PORT].copy_from_slice(&p.to_be_bytes()),
             Extension::SecCtx { alg, doi, ctx } => {
-                let l = u16::try_from(ctx.len()).map_err(|_| EncodeError::ValueTooLarge { what: "security context" })?;
+                let l = u16::try_from(ctx.len()).map_err(|_| EncodeError::ValueTooLarge {
+                    what: "security context",
+                })?;
                 b[field::sec_ctx::ALG] = *alg;
                 b[field::sec_ctx::DOI] = *doi;
                 put_ne16(b, field::sec_ctx::CTX_LEN, l);
@@ -692,28 +781,51 @@ pub fn feature_name(kind: ExtKind) -> &'static str {
 fn parse_address(kind: ExtKind, b: &[u8], dialect: Dialect) -> Result<Address, WireError> {
     let sa = field::address::SOCKADDR;
     if b.len() < sa + 2 {
-        return Err(WireError::ExtTooShort { kind, min: sa + 2, got: b.len() });
+        return Err(WireError::ExtTooShort {
+            kind,
+            min: sa + 2,
+            got: b.len(),
+        });
     }
     let s = &b[sa..];
     let family = ne_u16(s, field::sockaddr::FAMILY);
     let prefix_len = b[field::address::PREFIXLEN];
     let addr = if family == AF_INET {
         if s.len() < SOCKADDR_IN_LEN {
-            return Err(WireError::ShortSockaddr { kind, family, need: SOCKADDR_IN_LEN, have: s.len() });
+            return Err(WireError::ShortSockaddr {
+                kind,
+                family,
+                need: SOCKADDR_IN_LEN,
+                have: s.len(),
+            });
         }
         if prefix_len > 32 {
-            return Err(WireError::PrefixTooLong { kind, prefix: prefix_len });
+            return Err(WireError::PrefixTooLong {
+                kind,
+                prefix: prefix_len,
+            });
         }
         let mut a = [0u8; 4];
         a.copy_from_slice(&s[field::sockaddr::IN_ADDR]);
-        SockAddr::new(IpAddr::V4(Ipv4Addr::from(a)), be_u16(s, field::sockaddr::PORT))
+        SockAddr::new(
+            IpAddr::V4(Ipv4Addr::from(a)),
+            be_u16(s, field::sockaddr::PORT),
+        )
     } else if family == dialect.af_inet6() {
         let need = dialect.sockaddr_in6_len();
         if s.len() < need {
-            return Err(WireError::ShortSockaddr { kind, family, need, have: s.len() });
+            return Err(WireError::ShortSockaddr {
+                kind,
+                family,
+                need,
+                have: s.len(),
+            });
         }
         if prefix_len > 128 {
-            return Err(WireError::PrefixTooLong { kind, prefix: prefix_len });
+            return Err(WireError::PrefixTooLong {
+                kind,
+                prefix: prefix_len,
+            });
         }
         let mut a = [0u8; 16];
         a.copy_from_slice(&s[field::sockaddr::IN6_ADDR]);
@@ -730,7 +842,11 @@ fn parse_address(kind: ExtKind, b: &[u8], dialect: Dialect) -> Result<Address, W
     } else {
         return Err(WireError::BadAddressFamily { kind, family });
     };
-    Ok(Address { proto: b[field::address::PROTO], prefix_len, addr })
+    Ok(Address {
+        proto: b[field::address::PROTO],
+        prefix_len,
+        addr,
+    })
 }
 
 fn sockaddr_len(a: &SockAddr, dialect: Dialect) -> usize {
@@ -828,7 +944,15 @@ pub struct Message {
 impl Message {
     /// A message with no extensions.
     pub fn new(msg_type: MsgType, satype: u8, seq: u32, pid: u32) -> Message {
-        Message { msg_type, errno: 0, satype, reserved: 0, seq, pid, exts: Vec::new() }
+        Message {
+            msg_type,
+            errno: 0,
+            satype,
+            reserved: 0,
+            seq,
+            pid,
+            exts: Vec::new(),
+        }
     }
 
     /// Adds an extension (builder style).
@@ -841,8 +965,8 @@ impl Message {
     /// in every kernel; unknown ones are kept as [`Extension::Unknown`].
     pub fn parse(bytes: &[u8], dialect: Dialect) -> Result<Message, WireError> {
         let view = MsgView::new_checked(bytes)?;
-        let msg_type =
-            MsgType::from_number(view.msg_type(), dialect).ok_or(WireError::UnknownMsgType(view.msg_type()))?;
+        let msg_type = MsgType::from_number(view.msg_type(), dialect)
+            .ok_or(WireError::UnknownMsgType(view.msg_type()))?;
         let mut exts = Vec::new();
         let mut seen = HashSet::new();
         for raw in view.extensions() {
@@ -868,16 +992,24 @@ impl Message {
 
     /// Total bytes on the wire.
     pub fn buffer_len(&self, dialect: Dialect) -> usize {
-        BASE_LEN + self.exts.iter().map(|e| e.buffer_len(dialect)).sum::<usize>()
+        BASE_LEN
+            + self
+                .exts
+                .iter()
+                .map(|e| e.buffer_len(dialect))
+                .sum::<usize>()
     }
 
     /// Encodes the message in `dialect`. A feature the dialect cannot
     /// express is an error that names it.
     pub fn emit(&self, dialect: Dialect) -> Result<Vec<u8>, EncodeError> {
-        let msg_type = self.msg_type.number(dialect).ok_or_else(|| EncodeError::Unsupported {
-            feature: format!("message type {:?}", self.msg_type),
-            dialect,
-        })?;
+        let msg_type = self
+            .msg_type
+            .number(dialect)
+            .ok_or_else(|| EncodeError::Unsupported {
+                feature: format!("message type {:?}", self.msg_type),
+                dialect,
+            })?;
         let total = self.buffer_len(dialect);
         if total / WORD > u16::MAX as usize {
             return Err(EncodeError::TooLarge { bytes: total });

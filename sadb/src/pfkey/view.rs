@@ -48,11 +48,17 @@ impl<T: AsRef<[u8]>> MsgView<T> {
     pub fn new_checked(buf: T) -> Result<Self, WireError> {
         let b = buf.as_ref();
         if b.len() < BASE_LEN {
-            return Err(WireError::Truncated { need: BASE_LEN, have: b.len() });
+            return Err(WireError::Truncated {
+                need: BASE_LEN,
+                have: b.len(),
+            });
         }
         let words = ne_u16(b, field::msg::LEN);
         if words as usize * WORD != b.len() {
-            return Err(WireError::LengthMismatch { header_words: words, actual_bytes: b.len() });
+            return Err(WireError::LengthMismatch {
+                header_words: words,
+                actual_bytes: b.len(),
+            });
         }
         if b[field::msg::VERSION] != PF_KEY_V2 {
             return Err(WireError::BadVersion(b[field::msg::VERSION]));
@@ -108,7 +114,10 @@ impl<T: AsRef<[u8]>> MsgView<T> {
 
     /// The extensions after the base header, in wire order.
     pub fn extensions(&self) -> ExtIter<'_> {
-        ExtIter { buf: self.as_bytes(), offset: BASE_LEN }
+        ExtIter {
+            buf: self.as_bytes(),
+            offset: BASE_LEN,
+        }
     }
 }
 
@@ -176,6 +185,10 @@ impl<'a> Iterator for ExtIter<'a> {
             return Some(Err(WireError::ExtReservedType { offset }));
         }
         self.offset += len;
-        Some(Ok(RawExt { offset, wire_type, bytes: &b[..len] }))
+        Some(Ok(RawExt {
+            offset,
+            wire_type,
+            bytes: &b[..len],
+        }))
     }
 }

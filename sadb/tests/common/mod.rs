@@ -14,10 +14,12 @@ use std::net::{IpAddr, Ipv6Addr};
 
 pub use sadb::diag::BAD_LABEL;
 pub use sadb::pfkey::{
-    flags, satype, Address, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType, MsgView, Proposal,
-    SaExt, SaState, Sensitivity, SockAddr, SpiRange,
+    flags, satype, Address, Dialect, ExtKind, Extension, Identity, Key, Lifetime, Message, MsgType,
+    MsgView, Proposal, SaExt, SaState, Sensitivity, SockAddr, SpiRange,
 };
-pub use sadb::{Audience, Config, Diagnostic, Errno, Jitter, KeyMaterial, SaId, Sadb, SocketEffect};
+pub use sadb::{
+    Audience, Config, Diagnostic, Errno, Jitter, KeyMaterial, SaId, Sadb, SocketEffect,
+};
 
 /// The virtual clock's start (seconds since the epoch).
 pub const T0: u64 = 1_700_000_000;
@@ -78,12 +80,22 @@ pub fn addr_pp(kind: ExtKind, s: &str, port: u16, proto: u8) -> Extension {
 /// prefixes are sent offset by 96 with the mapped address.
 pub fn inner(kind: ExtKind, s: &str, prefix: u8) -> Extension {
     let wire_prefix = if ip(s).is_ipv4() { prefix + 96 } else { prefix };
-    Extension::Address(kind, Address { proto: 0, prefix_len: wire_prefix, addr: SockAddr::new(wire_ip(s), 0) })
+    Extension::Address(
+        kind,
+        Address {
+            proto: 0,
+            prefix_len: wire_prefix,
+            addr: SockAddr::new(wire_ip(s), 0),
+        },
+    )
 }
 
 /// The source ipseckey sends when the user gave none: AF_INET6 `::`.
 pub fn unspec_src() -> Extension {
-    Extension::Address(ExtKind::AddressSrc, Address::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, 0))
+    Extension::Address(
+        ExtKind::AddressSrc,
+        Address::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, 0),
+    )
 }
 
 pub fn hex(s: &str) -> KeyMaterial {
@@ -91,11 +103,32 @@ pub fn hex(s: &str) -> KeyMaterial {
 }
 
 pub fn key(kind: ExtKind, bits: u16, hex_str: &str) -> Extension {
-    Extension::Key(kind, Key { bits, reserved: 0, material: hex(hex_str) })
+    Extension::Key(
+        kind,
+        Key {
+            bits,
+            reserved: 0,
+            material: hex(hex_str),
+        },
+    )
 }
 
-pub fn lifetime(kind: ExtKind, allocations: u32, bytes: u64, addtime: u64, usetime: u64) -> Extension {
-    Extension::Lifetime(kind, Lifetime { allocations, bytes, addtime, usetime })
+pub fn lifetime(
+    kind: ExtKind,
+    allocations: u32,
+    bytes: u64,
+    addtime: u64,
+    usetime: u64,
+) -> Extension {
+    Extension::Lifetime(
+        kind,
+        Lifetime {
+            allocations,
+            bytes,
+            addtime,
+            usetime,
+        },
+    )
 }
 
 pub fn hard_add(secs: u64) -> Extension {
@@ -123,7 +156,13 @@ fn with_src(m: Message, src: Option<&str>) -> Message {
 /// `add esp spi SPI [src SRC] dst DST auth_alg sha1 authkey .. encr_alg aes encrkey ..`
 pub fn esp_add(spi: u32, src: Option<&str>, dst: &str) -> Message {
     let m = Message::new(MsgType::Add, satype::ESP, 0, 0)
-        .with(SaExt { spi, state: MATURE, auth: AALG_SHA1, encrypt: EALG_AES, ..SaExt::default() })
+        .with(SaExt {
+            spi,
+            state: MATURE,
+            auth: AALG_SHA1,
+            encrypt: EALG_AES,
+            ..SaExt::default()
+        })
         .with(key(ExtKind::KeyEncrypt, 128, AES128))
         .with(key(ExtKind::KeyAuth, 160, SHA1_KEY))
         .with(addr(ExtKind::AddressDst, dst));
@@ -133,7 +172,12 @@ pub fn esp_add(spi: u32, src: Option<&str>, dst: &str) -> Message {
 /// `add ah spi SPI [src SRC] dst DST auth_alg md5 authkey ..`
 pub fn ah_add(spi: u32, src: Option<&str>, dst: &str) -> Message {
     let m = Message::new(MsgType::Add, satype::AH, 0, 0)
-        .with(SaExt { spi, state: MATURE, auth: AALG_MD5, ..SaExt::default() })
+        .with(SaExt {
+            spi,
+            state: MATURE,
+            auth: AALG_MD5,
+            ..SaExt::default()
+        })
         .with(key(ExtKind::KeyAuth, 128, MD5_KEY))
         .with(addr(ExtKind::AddressDst, dst));
     with_src(m, src)
@@ -142,14 +186,23 @@ pub fn ah_add(spi: u32, src: Option<&str>, dst: &str) -> Message {
 /// `update|update-pair TYPE spi SPI [src SRC] dst DST` (no lifetimes yet).
 pub fn update(t: MsgType, sa_type: u8, spi: u32, src: Option<&str>, dst: &str) -> Message {
     let m = Message::new(t, sa_type, 0, 0)
-        .with(SaExt { spi, state: MATURE, ..SaExt::default() })
+        .with(SaExt {
+            spi,
+            state: MATURE,
+            ..SaExt::default()
+        })
         .with(addr(ExtKind::AddressDst, dst));
     with_src(m, src)
 }
 
 /// `get|delete|delete-pair TYPE spi SPI dst DST`: SA (spi only), DST.
 pub fn by_spi(t: MsgType, sa_type: u8, spi: u32, dst: &str) -> Message {
-    Message::new(t, sa_type, 0, 0).with(SaExt { spi, ..SaExt::default() }).with(addr(ExtKind::AddressDst, dst))
+    Message::new(t, sa_type, 0, 0)
+        .with(SaExt {
+            spi,
+            ..SaExt::default()
+        })
+        .with(addr(ExtKind::AddressDst, dst))
 }
 
 pub fn getspi(sa_type: u8, src: &str, dst: &str, min: u32, max: u32) -> Message {
@@ -198,13 +251,15 @@ impl Edit for Message {
 // Bytes
 
 pub fn bytes(m: &Message) -> Vec<u8> {
-    m.emit(Dialect::Illumos).unwrap_or_else(|e| panic!("cannot emit {m:?}: {e}"))
+    m.emit(Dialect::Illumos)
+        .unwrap_or_else(|e| panic!("cannot emit {m:?}: {e}"))
 }
 
 /// Bytes out: what a PF_KEY socket reads for a message the kernel sent.
 pub fn decode(m: &Message) -> Message {
     let b = bytes(m);
-    Message::parse(&b, Dialect::Illumos).unwrap_or_else(|e| panic!("kernel sent undecodable bytes ({e}): {m:?}"))
+    Message::parse(&b, Dialect::Illumos)
+        .unwrap_or_else(|e| panic!("kernel sent undecodable bytes ({e}): {m:?}"))
 }
 
 /// Offset of the first extension of `kind` in `b`.
@@ -253,12 +308,22 @@ pub struct Reply {
 impl Reply {
     /// The single message delivered.
     pub fn only(&self) -> &Message {
-        assert_eq!(self.deliveries.len(), 1, "expected one delivery, got {:#?}", self.deliveries);
+        assert_eq!(
+            self.deliveries.len(),
+            1,
+            "expected one delivery, got {:#?}",
+            self.deliveries
+        );
         &self.deliveries[0].1
     }
 
     pub fn audience(&self) -> Audience {
-        assert_eq!(self.deliveries.len(), 1, "expected one delivery, got {:#?}", self.deliveries);
+        assert_eq!(
+            self.deliveries.len(),
+            1,
+            "expected one delivery, got {:#?}",
+            self.deliveries
+        );
         self.deliveries[0].0
     }
 }
@@ -274,10 +339,16 @@ pub fn kernel() -> Kernel {
 }
 
 pub fn kernel_with(f: impl FnOnce(&mut Config)) -> Kernel {
-    let mut cfg = Config { jitter: Jitter::Off, ..Config::default() };
+    let mut cfg = Config {
+        jitter: Jitter::Off,
+        ..Config::default()
+    };
     cfg.local_addrs = HashSet::from([ip(ME)]);
     f(&mut cfg);
-    Kernel { db: Sadb::new(cfg), seq: 0 }
+    Kernel {
+        db: Sadb::new(cfg),
+        seq: 0,
+    }
 }
 
 impl Kernel {
@@ -294,15 +365,32 @@ impl Kernel {
     pub fn send_bytes(&mut self, b: &[u8], now: u64) -> Reply {
         let seq = MsgView::<&[u8]>::peek_header(b).map(|h| h.seq).unwrap_or(0);
         let resp = self.db.handle_bytes(b, now);
-        Reply { seq, deliveries: resp.deliveries.iter().map(|d| (d.to, decode(&d.msg))).collect(), effect: resp.effect }
+        Reply {
+            seq,
+            deliveries: resp
+                .deliveries
+                .iter()
+                .map(|d| (d.to, decode(&d.msg)))
+                .collect(),
+            effect: resp.effect,
+        }
     }
 
     /// Sends `req` and checks it succeeded with one reply; returns it.
     pub fn ok(&mut self, req: &Message, now: u64) -> Message {
         let r = self.send(req, now);
         let m = r.only().clone();
-        assert_eq!((m.errno, m.reserved), (0, 0), "{:?} refused: {m:?}", req.msg_type);
-        assert_eq!((m.msg_type, m.seq, m.pid), (req.msg_type, r.seq, PID), "reply does not match the request");
+        assert_eq!(
+            (m.errno, m.reserved),
+            (0, 0),
+            "{:?} refused: {m:?}",
+            req.msg_type
+        );
+        assert_eq!(
+            (m.msg_type, m.seq, m.pid),
+            (req.msg_type, r.seq, PID),
+            "reply does not match the request"
+        );
         m
     }
 
@@ -313,12 +401,24 @@ impl Kernel {
         let before = self.snapshot(now);
         let r = self.send(req, now);
         check_refusal(&r, req.msg_type, req.satype, PID, e, d);
-        assert_eq!(self.snapshot(now), before, "a refused {:?} changed the SADB", req.msg_type);
+        assert_eq!(
+            self.snapshot(now),
+            before,
+            "a refused {:?} changed the SADB",
+            req.msg_type
+        );
         r.only().clone()
     }
 
     /// The same for raw bytes; `t` is the message type the reply must carry.
-    pub fn refused_bytes(&mut self, b: &[u8], t: MsgType, now: u64, e: Errno, d: Diagnostic) -> Message {
+    pub fn refused_bytes(
+        &mut self,
+        b: &[u8],
+        t: MsgType,
+        now: u64,
+        e: Errno,
+        d: Diagnostic,
+    ) -> Message {
         let before = self.snapshot(now);
         let r = self.send_bytes(b, now);
         let hdr = MsgView::<&[u8]>::peek_header(b).expect("a base header");
@@ -330,41 +430,69 @@ impl Kernel {
     /// GET `spi` `dst`: the reply, which must be a success.
     pub fn get(&mut self, sa_type: u8, spi: u32, dst: &str, now: u64) -> Message {
         let r = self.send(&by_spi(MsgType::Get, sa_type, spi, dst), now);
-        assert_eq!(r.audience(), Audience::Sender, "GET answers go to the sender only");
+        assert_eq!(
+            r.audience(),
+            Audience::Sender,
+            "GET answers go to the sender only"
+        );
         let m = r.only().clone();
-        assert_eq!((m.errno, m.reserved), (0, 0), "GET spi {spi:#x} dst {dst} failed: {m:?}");
+        assert_eq!(
+            (m.errno, m.reserved),
+            (0, 0),
+            "GET spi {spi:#x} dst {dst} failed: {m:?}"
+        );
         assert_eq!((m.msg_type, m.seq, m.pid), (MsgType::Get, r.seq, PID));
         m
     }
 
     /// Asserts that GET finds no such SA (ESRCH, diagnostic 78).
     pub fn gone(&mut self, sa_type: u8, spi: u32, dst: &str, now: u64) {
-        self.refused(&by_spi(MsgType::Get, sa_type, spi, dst), now, Errno::Esrch, Diagnostic::SaNotfound);
+        self.refused(
+            &by_spi(MsgType::Get, sa_type, spi, dst),
+            now,
+            Errno::Esrch,
+            Diagnostic::SaNotfound,
+        );
     }
 
     /// The SA extension of a GET.
     pub fn sa(&mut self, sa_type: u8, spi: u32, dst: &str, now: u64) -> SaExt {
-        *self.get(sa_type, spi, dst, now).sa().expect("GET reply has an SA extension")
+        *self
+            .get(sa_type, spi, dst, now)
+            .sa()
+            .expect("GET reply has an SA extension")
     }
 
     /// DUMP of `sa_type`: the SA records (the terminator is checked here).
     pub fn dump(&mut self, sa_type: u8, now: u64) -> Vec<Message> {
         let r = self.send(&base(MsgType::Dump, sa_type), now);
-        let (last, records) = r.deliveries.split_last().expect("DUMP always ends with a terminator");
+        let (last, records) = r
+            .deliveries
+            .split_last()
+            .expect("DUMP always ends with a terminator");
         let (to, end) = last;
         assert_eq!(*to, Audience::Sender);
-        assert_eq!((end.msg_type, end.errno, end.seq, end.pid), (MsgType::Dump, 0, 0, PID), "terminator {end:?}");
+        assert_eq!(
+            (end.msg_type, end.errno, end.seq, end.pid),
+            (MsgType::Dump, 0, 0, PID),
+            "terminator {end:?}"
+        );
         assert!(end.exts.is_empty(), "the terminator is base-only");
         for (to, m) in records {
             assert_eq!(*to, Audience::Sender);
-            assert_eq!((m.msg_type, m.seq, m.pid, m.errno), (MsgType::Dump, r.seq, PID, 0));
+            assert_eq!(
+                (m.msg_type, m.seq, m.pid, m.errno),
+                (MsgType::Dump, r.seq, PID, 0)
+            );
         }
         records.iter().map(|(_, m)| m.clone()).collect()
     }
 
     /// Everything the SADB holds, as DUMP shows it, with seq/pid cleared.
     pub fn snapshot(&mut self, now: u64) -> Vec<Message> {
-        let r = self.db.handle_bytes(&bytes(&base(MsgType::Dump, satype::UNSPEC)), now);
+        let r = self
+            .db
+            .handle_bytes(&bytes(&base(MsgType::Dump, satype::UNSPEC)), now);
         r.deliveries
             .iter()
             .map(|d| {
@@ -382,7 +510,9 @@ impl Kernel {
     }
 
     pub fn id(&self, sa_type: u8, spi: u32, dst: &str) -> SaId {
-        self.db.lookup(sa_type, spi, ip(dst)).unwrap_or_else(|| panic!("no SA {spi:#x} -> {dst}"))
+        self.db
+            .lookup(sa_type, spi, ip(dst))
+            .unwrap_or_else(|| panic!("no SA {spi:#x} -> {dst}"))
     }
 
     /// Passes `n` bytes through the SA (the packet engine's hook).
@@ -416,16 +546,34 @@ pub fn check_refusal(r: &Reply, t: MsgType, sa_type: u8, pid: u32, e: Errno, d: 
         Diagnostic::from_code(m.reserved).text()
     );
     assert!(m.exts.is_empty(), "an error reply is base-only: {m:?}");
-    assert_eq!((m.msg_type, m.satype, m.seq, m.pid), (t, sa_type, r.seq, pid), "error reply header");
-    assert_eq!(r.audience(), error_audience(t), "error reply to {t:?} delivered to the wrong sockets");
+    assert_eq!(
+        (m.msg_type, m.satype, m.seq, m.pid),
+        (t, sa_type, r.seq, pid),
+        "error reply header"
+    );
+    assert_eq!(
+        r.audience(),
+        error_audience(t),
+        "error reply to {t:?} delivered to the wrong sockets"
+    );
 }
 
 /// The limit extensions an EXPIRE carries (exactly one is expected).
 pub fn expire_limits(m: &Message) -> Vec<ExtKind> {
-    [ExtKind::LifetimeHard, ExtKind::LifetimeSoft, ExtKind::LifetimeIdle].into_iter().filter(|k| m.has(*k)).collect()
+    [
+        ExtKind::LifetimeHard,
+        ExtKind::LifetimeSoft,
+        ExtKind::LifetimeIdle,
+    ]
+    .into_iter()
+    .filter(|k| m.has(*k))
+    .collect()
 }
 
 /// The address of an address extension in a reply, as the kernel stores it.
 pub fn reply_ip(m: &Message, kind: ExtKind) -> IpAddr {
-    m.address(kind).unwrap_or_else(|| panic!("no {kind:?} in {m:?}")).addr.ip
+    m.address(kind)
+        .unwrap_or_else(|| panic!("no {kind:?} in {m:?}"))
+        .addr
+        .ip
 }
