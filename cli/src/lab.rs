@@ -31,6 +31,9 @@ impl Transport for HostSocket<'_> {
         for o in self.host.pfkey(self.sock, msg, self.now) {
             if o.to == self.sock {
                 self.inbox.push_back(o.bytes);
+            } else {
+                // Copies for the host's other sockets (served clients).
+                self.host.outbox.push(o);
             }
         }
         Ok(())

@@ -196,26 +196,82 @@ impl Service for Keysock {
 }
 
 /// Serves `services[i]` on `listeners[i]` (one socket per simulated host)
-/// until `wake` becomes readable (SIGTERM/SIGINT).
+/// until `wake` becomes readable (SIGTERM/SIGINT), on the wall clock with
+/// the ager every `cfg.tick`.
 pub fn serve_services(
     cfg: &DaemonConfig,
     listeners: &[&OwnedFd],
     services: &mut [&mut dyn Service],
     wake: &UnixStream,
 ) -> io::Result<()> {
-    let mut conns: Vec<Conn> = Vec::new();
-    let me = Uid::effective();
+    let mut server = Server::new(cfg);
     let mut next_tick = Instant::now() + cfg.tick;
-    let mut buf = vec![0u8; MAX_MSG];
-    let nl = listeners.len();
     loop {
         let timeout = next_tick.saturating_duration_since(Instant::now());
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(conns.len() + nl + 1);
-        fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
+        let ready = server.step(listeners, services, &[wake.as_fd()], timeout, &wall_clock)?;
+        if ready[0] {
+            return Ok(()); // SIGTERM or SIGINT
+        }
+        if Instant::now() >= next_tick {
+            for (svc, s) in services.iter_mut().enumerate() {
+                let out = s.tick(wall_clock());
+                server.queue(svc, out);
+            }
+            server.flush(services);
+            next_tick = Instant::now() + cfg.tick;
+        }
+    }
+}
+
+/// The connections of a PF_KEY server, stepped by its owner: `sadbd`'s
+/// loop on the wall clock, or a lab serving its hosts on a virtual clock
+/// between commands.
+pub struct Server {
+    conns: Vec<Conn>,
+    me: Uid,
+    group: Option<Gid>,
+    queue_limit: usize,
+    buf: Vec<u8>,
+}
+
+impl Server {
+    pub fn new(cfg: &DaemonConfig) -> Server {
+        Server {
+            conns: Vec::new(),
+            me: Uid::effective(),
+            group: cfg.group,
+            queue_limit: cfg.queue_limit.max(1),
+            buf: vec![0u8; MAX_MSG],
+        }
+    }
+
+    /// Connected clients.
+    pub fn clients(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Waits at most `timeout` for clients (of `services[i]` on
+    /// `listeners[i]`) and for the `extra` descriptors; answers requests
+    /// (at `clock()`, read after the wait), admits and drops clients, and
+    /// writes what the sockets take.
+    /// Returns which `extra` descriptors are readable.
+    pub fn step(
+        &mut self,
+        listeners: &[&OwnedFd],
+        services: &mut [&mut dyn Service],
+        extra: &[BorrowedFd<'_>],
+        timeout: Duration,
+        clock: &dyn Fn() -> sadb::Now,
+    ) -> io::Result<Vec<bool>> {
+        let (nx, nl) = (extra.len(), listeners.len());
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.conns.len() + nl + nx);
+        for x in extra {
+            fds.push(PollFd::new(*x, PollFlags::POLLIN));
+        }
         for l in listeners {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
         }
-        for c in &conns {
+        for c in &self.conns {
             let mut ev = PollFlags::POLLIN;
             if !c.queue.is_empty() {
                 ev |= PollFlags::POLLOUT;
@@ -235,18 +291,19 @@ pub fn serve_services(
             .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect();
         drop(fds);
-        if revents[0].contains(PollFlags::POLLIN) {
-            return Ok(()); // SIGTERM or SIGINT
-        }
-        // (service, message) pairs produced this round.
-        let mut out: Vec<(usize, Outgoing)> = Vec::new();
+        let now = clock();
+        let ready = revents[..nx]
+            .iter()
+            .map(|e| e.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+            .collect();
         // Clients: requests and hang-ups.
+        let mut out: Vec<(usize, Outgoing)> = Vec::new();
         let mut closed = Vec::new();
-        for (i, c) in conns.iter_mut().enumerate() {
-            let ev = revents[i + 1 + nl];
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            let ev = revents[i + nx + nl];
             if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                 loop {
-                    match recv(c.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                    match recv(c.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
                         Ok(0) => {
                             closed.push(i);
                             break;
@@ -255,7 +312,7 @@ pub fn serve_services(
                             let svc = c.svc;
                             if let Some(s) = services.get_mut(svc) {
                                 out.extend(
-                                    s.write(c.sock, &buf[..n], wall_clock())
+                                    s.write(c.sock, &self.buf[..n], now)
                                         .into_iter()
                                         .map(|o| (svc, o)),
                                 );
@@ -272,21 +329,14 @@ pub fn serve_services(
             }
         }
         for &i in closed.iter().rev() {
-            let c = conns.remove(i);
+            let c = self.conns.remove(i);
             if let Some(s) = services.get_mut(c.svc) {
                 s.close(c.sock);
             }
         }
-        // The ager.
-        if Instant::now() >= next_tick {
-            for (svc, s) in services.iter_mut().enumerate() {
-                out.extend(s.tick(wall_clock()).into_iter().map(|o| (svc, o)));
-            }
-            next_tick = Instant::now() + cfg.tick;
-        }
         // New clients, admitted by their credentials.
         for (svc, l) in listeners.iter().enumerate() {
-            if !revents[1 + svc].contains(PollFlags::POLLIN) {
+            if !revents[nx + svc].contains(PollFlags::POLLIN) {
                 continue;
             }
             while let Ok(raw) = accept4(
@@ -295,10 +345,10 @@ pub fn serve_services(
             ) {
                 // SAFETY: accept4 returned a new descriptor that nothing else owns.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-                if admitted(fd.as_fd(), me, cfg.group) {
+                if admitted(fd.as_fd(), self.me, self.group) {
                     if let Some(s) = services.get_mut(svc) {
                         let sock = s.open();
-                        conns.push(Conn {
+                        self.conns.push(Conn {
                             fd,
                             svc,
                             sock,
@@ -310,10 +360,24 @@ pub fn serve_services(
                 }
             }
         }
-        // Queue what the kernels produced, then write what the sockets take.
         for (svc, o) in out {
-            if let Some(c) = conns.iter_mut().find(|c| c.svc == svc && c.sock == o.to) {
-                if c.queue.len() < cfg.queue_limit {
+            self.queue(svc, std::iter::once(o));
+        }
+        self.flush(services);
+        Ok(ready)
+    }
+
+    /// Queues messages a service produced on its own (the ager, traffic)
+    /// for the clients they are addressed to; messages for sockets that no
+    /// client holds are dropped. Call [`Server::flush`] to write them.
+    pub fn queue(&mut self, svc: usize, out: impl IntoIterator<Item = Outgoing>) {
+        for o in out {
+            if let Some(c) = self
+                .conns
+                .iter_mut()
+                .find(|c| c.svc == svc && c.sock == o.to)
+            {
+                if c.queue.len() < self.queue_limit {
                     c.queue.push_back(o.bytes);
                 } else {
                     c.dropped += 1;
@@ -321,12 +385,17 @@ pub fn serve_services(
                 }
             }
         }
+    }
+
+    /// Writes what the client sockets take without blocking; drops the
+    /// clients whose sockets broke.
+    pub fn flush(&mut self, services: &mut [&mut dyn Service]) {
         let mut broken = Vec::new();
-        for (i, c) in conns.iter_mut().enumerate() {
+        for (i, c) in self.conns.iter_mut().enumerate() {
             loop {
                 // A client that lost messages is told so as soon as there
                 // is room, never silently (a kernel's ENOBUFS).
-                if c.lost > 0 && c.queue.len() < cfg.queue_limit {
+                if c.lost > 0 && c.queue.len() < self.queue_limit {
                     c.queue.push_back(overflow_notice(c.lost));
                     c.lost = 0;
                 }
@@ -349,7 +418,7 @@ pub fn serve_services(
             }
         }
         for &i in broken.iter().rev() {
-            let c = conns.remove(i);
+            let c = self.conns.remove(i);
             if let Some(s) = services.get_mut(c.svc) {
                 s.close(c.sock);
             }

@@ -66,6 +66,9 @@ pub struct Host {
     pub trace: Vec<String>,
     /// Packets delivered to the host, for the traffic generator.
     pub inbox: Vec<Vec<u8>>,
+    /// PF_KEY messages for sockets its owner does not read itself (clients
+    /// of a served lab), waiting to be delivered or discarded.
+    pub outbox: Vec<Outgoing>,
 }
 
 impl Host {
@@ -84,6 +87,7 @@ impl Host {
             tracing: false,
             trace: Vec::new(),
             inbox: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -405,4 +409,21 @@ fn matches_sa(sa: &Sa, src: IpAddr, dst: IpAddr, proto: u8) -> bool {
     sa.dst.ip == dst
         && (sa.src.ip.is_unspecified() || sa.src.ip == src)
         && (sa.proto == 0 || sa.proto == proto)
+}
+
+/// A host answers PF_KEY sockets like a kernel: `sim lab --serve` hands
+/// each host's socket to the same server `sadbd` uses.
+impl crate::daemon::Service for Host {
+    fn open(&mut self) -> SockId {
+        self.ks.open()
+    }
+    fn close(&mut self, sock: SockId) {
+        self.ks.close(sock)
+    }
+    fn write(&mut self, from: SockId, bytes: &[u8], now: Now) -> Vec<Outgoing> {
+        self.pfkey(from, bytes, now)
+    }
+    fn tick(&mut self, now: Now) -> Vec<Outgoing> {
+        Host::tick(self, now)
+    }
 }

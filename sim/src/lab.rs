@@ -3,13 +3,18 @@
 //! for the language.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use esp_ah::DropReason;
 use sadb::pfkey::{Dialect, Message, MsgType};
 use sadb::{Config, Jitter, Now};
 
+use crate::daemon::{listen_on, signal_wakeup, DaemonConfig, Server, Service};
 use crate::host::{Host, Tx};
 use crate::keysock::SockId;
 use crate::link::{esp_sa_file, Capture, Faults, Pipe};
@@ -91,12 +96,53 @@ pub struct Lab {
     last_received: u64,
     expires: Vec<u64>,
     dir: PathBuf,
+    /// Print each report line as it is made (a served lab is interactive).
+    echo: bool,
+    serving: Option<Serving>,
+}
+
+/// A lab whose hosts' PF_KEY sockets are served (`sim lab --serve DIR`):
+/// `ipseckey --socket DIR/HOST.sock` manages one host as it would a machine,
+/// on the lab's virtual clock.
+struct Serving {
+    dir: PathBuf,
+    listeners: Vec<OwnedFd>,
+    paths: Vec<PathBuf>,
+    server: Server,
+    /// Readable on SIGINT/SIGTERM.
+    wake: UnixStream,
+    stopped: bool,
+    /// Bytes read from standard input, not yet a whole line.
+    input: Vec<u8>,
+    eof: bool,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// How to run a lab.
+#[derive(Debug, Clone, Default)]
+pub struct RunOpts {
+    /// Trace every packet's path from the start.
+    pub trace: bool,
+    /// Serve each host's PF_KEY socket at DIR/HOST.sock, honour `pause`,
+    /// and after the script read further lab commands from standard input
+    /// until end of file, `quit`, SIGINT or SIGTERM.
+    pub serve: Option<PathBuf>,
+    /// Print report lines as they are made.
+    pub echo: bool,
 }
 
 /// Why a lab stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {msg}")]
+#[error("{}", match line { 0 => msg.clone(), n => format!("line {n}: {msg}") })]
 pub struct LabError {
+    /// The script line, or 0 for what is not one line's fault.
     pub line: usize,
     pub msg: String,
 }
@@ -130,7 +176,126 @@ impl Lab {
             last_received: 0,
             expires: Vec::new(),
             dir: dir.to_path_buf(),
+            echo: false,
+            serving: None,
         }
+    }
+
+    /// Lets clients of served sockets talk to the hosts for at most
+    /// `timeout`, and hands them what the hosts sent them meanwhile.
+    /// Returns whether standard input is readable (when `stdin`). Without
+    /// serving, only discards what no one will read.
+    fn pump(&mut self, timeout: Duration) -> bool {
+        self.pump_with(timeout, false)
+    }
+
+    fn pump_with(&mut self, timeout: Duration, stdin: bool) -> bool {
+        let Some(sv) = self.serving.as_mut() else {
+            for h in &mut self.hosts {
+                h.outbox.clear();
+            }
+            return false;
+        };
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            sv.server.queue(i, h.outbox.drain(..));
+        }
+        let listeners: Vec<&OwnedFd> = sv.listeners.iter().collect();
+        let mut services: Vec<&mut dyn Service> = self
+            .hosts
+            .iter_mut()
+            .map(|h| h as &mut dyn Service)
+            .collect();
+        let now = self.epoch + self.now_ms / 1000;
+        let input = std::io::stdin();
+        let mut extra = vec![sv.wake.as_fd()];
+        if stdin && !sv.eof {
+            extra.push(input.as_fd());
+        }
+        match sv
+            .server
+            .step(&listeners, &mut services, &extra, timeout, &|| now)
+        {
+            Ok(ready) => {
+                if ready.first() == Some(&true) {
+                    sv.stopped = true;
+                }
+                ready.get(1) == Some(&true)
+            }
+            Err(e) => {
+                let msg = format!("lab: serving PF_KEY sockets failed: {e}");
+                sv.stopped = true;
+                self.say(msg);
+                false
+            }
+        }
+    }
+
+    /// One line of standard input, serving the hosts' sockets while it
+    /// waits; `None` at end of input or on SIGINT/SIGTERM.
+    fn read_line(&mut self) -> Option<String> {
+        loop {
+            let sv = self.serving.as_mut()?;
+            if sv.stopped {
+                return None;
+            }
+            if let Some(n) = sv.input.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = sv.input.drain(..=n).collect();
+                return Some(String::from_utf8_lossy(&line[..n]).into_owned());
+            }
+            if sv.eof {
+                if sv.input.is_empty() {
+                    return None;
+                }
+                let line = std::mem::take(&mut sv.input);
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            if self.pump_with(Duration::from_millis(200), true) {
+                let mut buf = [0u8; 4096];
+                let sv = self.serving.as_mut()?;
+                match nix::unistd::read(std::io::stdin().as_raw_fd(), &mut buf) {
+                    Ok(0) => sv.eof = true,
+                    Ok(n) => sv.input.extend_from_slice(&buf[..n]),
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                    Err(_) => sv.eof = true,
+                }
+            }
+        }
+    }
+
+    /// `pause TEXT`: when serving, says TEXT (with `{serve}` replaced by
+    /// the directory of the sockets) and waits for a line on
+    /// standard input, serving the sockets meanwhile (time stands still);
+    /// otherwise does nothing.
+    fn pause(&mut self, text: &str) {
+        if self.serving.is_none() {
+            return;
+        }
+        let dir = self
+            .serving
+            .as_ref()
+            .map(|sv| sv.dir.display().to_string())
+            .unwrap_or_default();
+        self.say(format!("paused: {}", text.replace("{serve}", &dir)));
+        self.say("(press Enter to go on)");
+        let _ = self.read_line();
+    }
+
+    /// Creates host `name`'s PF_KEY socket when serving.
+    fn serve_host(&mut self, name: &str) -> Result<(), String> {
+        let Some(sv) = self.serving.as_mut() else {
+            return Ok(());
+        };
+        let path = sv.dir.join(format!("{name}.sock"));
+        let l = listen_on(&DaemonConfig::new(path.clone()))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        sv.listeners.push(l);
+        sv.paths.push(path.clone());
+        self.say(format!(
+            "{name}: PF_KEY socket {} (ipseckey --socket {} ...)",
+            path.display(),
+            path.display()
+        ));
+        Ok(())
     }
 
     /// PF_KEY time: the virtual clock in seconds since the epoch.
@@ -148,6 +313,11 @@ impl Lab {
     fn say(&mut self, line: impl AsRef<str>) {
         self.report.push_str(line.as_ref());
         self.report.push('\n');
+        if self.echo {
+            let mut o = std::io::stdout().lock();
+            let _ = writeln!(o, "{}", line.as_ref());
+            let _ = o.flush();
+        }
     }
 
     /// Moves one host's trace lines into the report, so the report reads
@@ -172,7 +342,12 @@ impl Lab {
     /// Messages for a host's monitor socket: EXPIREs and the like.
     fn monitor_lines(&mut self, host: usize, out: Vec<crate::keysock::Outgoing>) {
         let mon = self.monitors[host];
-        for o in out.into_iter().filter(|o| o.to == mon) {
+        let (mine, theirs): (Vec<_>, Vec<_>) = out.into_iter().partition(|o| o.to == mon);
+        // For clients of a served socket (discarded when not serving).
+        self.hosts[host]
+            .outbox
+            .extend(theirs.into_iter().filter(|o| o.to != self.keysocks[host]));
+        for o in mine {
             if let Ok(m) = Message::parse(&o.bytes, Dialect::Illumos) {
                 if m.msg_type == MsgType::Expire {
                     self.expires[host] += 1;
@@ -420,9 +595,10 @@ impl Lab {
                 self.say(l);
             }
         }
+        let mut link_lines = Vec::new();
         for l in &self.links {
             let (ab, ba) = (l.ab.counters(), l.ba.counters());
-            let line = format!(
+            link_lines.push(format!(
                 "  link {}: {} frames, dropped {}, duplicated {}, reordered {}, delayed {}, corrupted {}",
                 l.name,
                 ab.sent + ba.sent,
@@ -431,9 +607,10 @@ impl Lab {
                 ab.reordered + ba.reordered,
                 ab.delayed + ba.delayed,
                 ab.corrupted + ba.corrupted
-            );
-            self.report.push_str(&line);
-            self.report.push('\n');
+            ));
+        }
+        for line in link_lines {
+            self.say(line);
         }
         let caps: Vec<String> = self
             .links
@@ -535,8 +712,46 @@ pub fn run(
     loader: &mut dyn KeyLoader,
     trace: bool,
 ) -> Result<String, (String, LabError)> {
+    let opts = RunOpts {
+        trace,
+        ..RunOpts::default()
+    };
+    run_with(script, dir, loader, &opts)
+}
+
+/// Runs a lab script as [`run`] does, served and echoed as `opts` say.
+pub fn run_with(
+    script: &str,
+    dir: &Path,
+    loader: &mut dyn KeyLoader,
+    opts: &RunOpts,
+) -> Result<String, (String, LabError)> {
+    let trace = opts.trace;
     let epoch = 1_700_000_000;
     let mut lab = Lab::new(dir, epoch);
+    lab.echo = opts.echo;
+    if let Some(d) = &opts.serve {
+        let setup = || -> std::io::Result<Serving> {
+            std::fs::create_dir_all(d)?;
+            Ok(Serving {
+                dir: d.clone(),
+                listeners: Vec::new(),
+                paths: Vec::new(),
+                server: Server::new(&DaemonConfig::new(d.join("lab.sock"))),
+                wake: signal_wakeup()?,
+                stopped: false,
+                input: Vec::new(),
+                eof: false,
+            })
+        };
+        match setup() {
+            Ok(sv) => lab.serving = Some(sv),
+            Err(e) => {
+                let msg = format!("cannot serve sockets in {}: {e}", d.display());
+                return Err((String::new(), LabError { line: 0, msg }));
+            }
+        }
+    }
     let mut lines = script.lines().enumerate().peekable();
     let err = |lab: &Lab, line: usize, msg: String| (lab.report.clone(), LabError { line, msg });
     while let Some((n, raw)) = lines.next() {
@@ -557,191 +772,15 @@ pub fn run(
                 block.push('\n');
             }
         }
-        let r: Result<(), String> = (|| {
-            match cmd {
-                "host" => {
-                    let name = words.get(1).ok_or("host needs a name")?;
-                    let cfg = Config {
-                        jitter: Jitter::Off,
-                        ..Config::default()
-                    };
-                    let mut h = Host::new(name, cfg);
-                    h.tracing = trace;
-                    let mut i = 2;
-                    while i < words.len() {
-                        match words[i] {
-                            "forward" => h.forwarding = true,
-                            "gateway" => {
-                                i += 1;
-                                h.gateway = Some(
-                                    words
-                                        .get(i)
-                                        .and_then(|g| g.parse().ok())
-                                        .ok_or("gateway needs an address")?,
-                                );
-                            }
-                            "esn" => h.sa_options.esn = true,
-                            "nat" => {
-                                i += 1;
-                                let ip = words
-                                    .get(i)
-                                    .and_then(|g| g.parse().ok())
-                                    .ok_or("nat needs the outside IPv4 address")?;
-                                h.nat = Some(crate::nat::Nat::new(ip));
-                                h.forwarding = true;
-                            }
-                            w => return Err(format!("unknown host option {w}")),
-                        }
-                        i += 1;
-                    }
-                    let mon = h.ks.open();
-                    let key = h.ks.open();
-                    lab.monitors.push(mon);
-                    lab.keysocks.push(key);
-                    lab.expires.push(0);
-                    lab.hosts.push(h);
-                }
-                "link" => {
-                    let [_, name, a, b, faults @ ..] = words.as_slice() else {
-                        return Err("link NAME HOST:ADDR/P HOST:ADDR/P [faults]".into());
-                    };
-                    let faults = Faults::parse(faults)?;
-                    let mut ends = Vec::new();
-                    for spec in [a, b] {
-                        let (h, addrs) = spec
-                            .split_once(':')
-                            .ok_or_else(|| format!("{spec}: HOST:ADDR/P"))?;
-                        let hi = lab.host(h)?;
-                        let mac = Iface::mac_for((lab.links.len() * 2 + ends.len() + 1) as u16);
-                        let iface = Iface::new(&format!("{name}-{h}"), mac, parse_addrs(addrs)?);
-                        let ii = lab.hosts[hi].add_iface(iface);
-                        ends.push((hi, ii));
-                    }
-                    let mut back = faults.clone();
-                    back.seed = faults.seed.wrapping_add(1);
-                    lab.links.push(LinkState {
-                        name: name.to_string(),
-                        a: ends[0],
-                        b: ends[1],
-                        ab: Pipe::new(faults),
-                        ba: Pipe::new(back),
-                        capture: None,
-                        tamper: None,
-                    });
-                }
-                "keys" => {
-                    let hi = lab.host(words.get(1).ok_or("keys HOST [may-fail]")?)?;
-                    // `may-fail`: refusals are part of the lesson, not an error.
-                    let may_fail = words.get(2) == Some(&"may-fail");
-                    let now = lab.now();
-                    let sock = lab.keysocks[hi];
-                    match loader.load(&mut lab.hosts[hi], sock, &block, now) {
-                        Ok(out) if !out.is_empty() => lab.say(out.trim_end()),
-                        Ok(_) => {}
-                        Err(e) if may_fail => lab.say(e.trim_end()),
-                        Err(e) => return Err(e),
-                    }
-                }
-                "policy" => {
-                    let hi = lab.host(words.get(1).ok_or("policy HOST")?)?;
-                    lab.hosts[hi].policy = crate::policy::parse(&block)?;
-                }
-                "trace" => {
-                    let on = words.get(1) == Some(&"on");
-                    for h in &mut lab.hosts {
-                        h.tracing = on || trace;
-                    }
-                }
-                "ping" | "udp" => {
-                    let from = lab.host(words.get(1).ok_or("ping FROM TO")?)?;
-                    let to: IpAddr = words
-                        .get(2)
-                        .and_then(|t| t.parse().ok())
-                        .ok_or("ping FROM TO-ADDRESS")?;
-                    let mut i = 3;
-                    let port = if cmd == "udp" {
-                        i += 1;
-                        Some(
-                            words
-                                .get(3)
-                                .and_then(|p| p.parse().ok())
-                                .ok_or("udp FROM TO PORT")?,
-                        )
-                    } else {
-                        None
-                    };
-                    let (mut count, mut size, mut interval) = (1u64, 56usize, 1000u64);
-                    while i + 1 < words.len() {
-                        let v = words[i + 1];
-                        match words[i] {
-                            "count" => count = v.parse().map_err(|_| "count N")?,
-                            "size" => size = v.parse().map_err(|_| "size BYTES")?,
-                            "interval" => interval = duration_ms(v).ok_or("interval DURATION")?,
-                            w => return Err(format!("unknown {cmd} option {w}")),
-                        }
-                        i += 2;
-                    }
-                    lab.traffic(from, to, port, count, size, interval);
-                }
-                "advance" => {
-                    let ms = words
-                        .get(1)
-                        .and_then(|d| duration_ms(d))
-                        .ok_or("advance DURATION (e.g. 30s, 8h)")?;
-                    lab.say(format!("advance {}", words[1]));
-                    lab.advance(ms);
-                    lab.flush_traces();
-                }
-                "capture" => {
-                    let name = words.get(1).ok_or("capture LINK FILE")?;
-                    let file = lab.dir.join(words.get(2).ok_or("capture LINK FILE")?);
-                    let cap =
-                        Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                    let l = lab
-                        .links
-                        .iter_mut()
-                        .find(|l| l.name == *name)
-                        .ok_or_else(|| format!("no link {name}"))?;
-                    l.capture = Some((cap, file));
-                }
-                "tamper" => {
-                    let [_, name, field, value, rest @ ..] = words.as_slice() else {
-                        return Err(
-                            "tamper LINK FIELD VALUE [count N] (FIELD: ttl, tos, src, dst)".into(),
-                        );
-                    };
-                    if !matches!(*field, "ttl" | "tos" | "src" | "dst") {
-                        return Err(format!("cannot tamper with {field}: ttl, tos, src or dst"));
-                    }
-                    let left = match rest {
-                        ["count", n] => n.parse().map_err(|_| "count N")?,
-                        [] => 1,
-                        _ => return Err("tamper LINK FIELD VALUE [count N]".into()),
-                    };
-                    let l = lab
-                        .links
-                        .iter_mut()
-                        .find(|l| l.name == *name)
-                        .ok_or_else(|| format!("no link {name}"))?;
-                    l.tamper = Some(Tamper {
-                        field: field.to_string(),
-                        value: value.to_string(),
-                        left,
-                        done: 0,
-                    });
-                }
-                "expect" => lab.expect(&words[1..])?,
-                "say" => {
-                    let text = raw.trim_start().trim_start_matches("say").trim();
-                    lab.say(text);
-                }
-                w => return Err(format!("unknown lab command {w}")),
-            }
-            Ok(())
-        })();
-        if let Err(msg) = r {
+        if cmd == "pause" {
+            let text = raw.trim_start().trim_start_matches("pause").trim();
+            lab.pause(text);
+            continue;
+        }
+        if let Err(msg) = exec(&mut lab, loader, trace, &words, raw, &block) {
             return Err(err(&lab, line_no, msg));
         }
+        lab.pump(Duration::ZERO);
     }
     // Keys for Wireshark next to every capture (0600: they hold keys).
     let caps: Vec<PathBuf> = lab
@@ -772,7 +811,255 @@ pub fn run(
         }
     }
     lab.summary();
+    if lab.serving.is_some() {
+        let failed = lab.interact(loader, trace);
+        if failed > 0 {
+            let msg = format!("{failed} command(s) typed after the script failed");
+            return Err((lab.report.clone(), LabError { line: 0, msg }));
+        }
+    }
     let mut out = String::new();
     let _ = write!(out, "{}", lab.report);
     Ok(out)
+}
+
+impl Lab {
+    /// After a served lab's script: further lab commands from standard
+    /// input (a `keys` or `policy` block runs to its `end` line), each
+    /// error reported without ending the lab, until end of input, `quit`,
+    /// SIGINT or SIGTERM. The hosts' sockets are served throughout.
+    /// Returns how many commands failed.
+    fn interact(&mut self, loader: &mut dyn KeyLoader, trace: bool) -> usize {
+        let mut failed = 0;
+        self.say("lab script done; the hosts' PF_KEY sockets are still served.");
+        self.say("Type lab commands (ping, udp, advance, expect, trace, keys ... end), or quit.");
+        while let Some(raw) = self.read_line() {
+            let words: Vec<&str> = raw.split_whitespace().collect();
+            let Some(&cmd) = words.first() else { continue };
+            if cmd.starts_with('#') {
+                continue;
+            }
+            if cmd == "quit" || cmd == "exit" {
+                break;
+            }
+            let mut block = String::new();
+            if cmd == "keys" || cmd == "policy" {
+                while let Some(l) = self.read_line() {
+                    if l.trim() == "end" {
+                        break;
+                    }
+                    block.push_str(&l);
+                    block.push('\n');
+                }
+            }
+            let r = match cmd {
+                "pause" => Ok(()),
+                "summary" => {
+                    self.summary();
+                    Ok(())
+                }
+                _ => exec(self, loader, trace, &words, &raw, &block),
+            };
+            if let Err(e) = r {
+                failed += 1;
+                self.say(format!("error: {e}"));
+            }
+            self.pump(Duration::ZERO);
+        }
+        self.say("lab stopped");
+        failed
+    }
+}
+
+/// Runs one lab command (`words`, from the line `raw`; `block` holds the
+/// lines of a `keys` or `policy` block).
+fn exec(
+    lab: &mut Lab,
+    loader: &mut dyn KeyLoader,
+    trace: bool,
+    words: &[&str],
+    raw: &str,
+    block: &str,
+) -> Result<(), String> {
+    let Some(&cmd) = words.first() else {
+        return Ok(());
+    };
+    match cmd {
+        "host" => {
+            let name = words.get(1).ok_or("host needs a name")?;
+            let cfg = Config {
+                jitter: Jitter::Off,
+                ..Config::default()
+            };
+            let mut h = Host::new(name, cfg);
+            h.tracing = trace;
+            let mut i = 2;
+            while i < words.len() {
+                match words[i] {
+                    "forward" => h.forwarding = true,
+                    "gateway" => {
+                        i += 1;
+                        h.gateway = Some(
+                            words
+                                .get(i)
+                                .and_then(|g| g.parse().ok())
+                                .ok_or("gateway needs an address")?,
+                        );
+                    }
+                    "esn" => h.sa_options.esn = true,
+                    "nat" => {
+                        i += 1;
+                        let ip = words
+                            .get(i)
+                            .and_then(|g| g.parse().ok())
+                            .ok_or("nat needs the outside IPv4 address")?;
+                        h.nat = Some(crate::nat::Nat::new(ip));
+                        h.forwarding = true;
+                    }
+                    w => return Err(format!("unknown host option {w}")),
+                }
+                i += 1;
+            }
+            let mon = h.ks.open();
+            let key = h.ks.open();
+            lab.monitors.push(mon);
+            lab.keysocks.push(key);
+            lab.expires.push(0);
+            lab.hosts.push(h);
+            lab.serve_host(name)?;
+        }
+        "link" => {
+            let [_, name, a, b, faults @ ..] = words else {
+                return Err("link NAME HOST:ADDR/P HOST:ADDR/P [faults]".into());
+            };
+            let faults = Faults::parse(faults)?;
+            let mut ends = Vec::new();
+            for spec in [a, b] {
+                let (h, addrs) = spec
+                    .split_once(':')
+                    .ok_or_else(|| format!("{spec}: HOST:ADDR/P"))?;
+                let hi = lab.host(h)?;
+                let mac = Iface::mac_for((lab.links.len() * 2 + ends.len() + 1) as u16);
+                let iface = Iface::new(&format!("{name}-{h}"), mac, parse_addrs(addrs)?);
+                let ii = lab.hosts[hi].add_iface(iface);
+                ends.push((hi, ii));
+            }
+            let mut back = faults.clone();
+            back.seed = faults.seed.wrapping_add(1);
+            lab.links.push(LinkState {
+                name: name.to_string(),
+                a: ends[0],
+                b: ends[1],
+                ab: Pipe::new(faults),
+                ba: Pipe::new(back),
+                capture: None,
+                tamper: None,
+            });
+        }
+        "keys" => {
+            let hi = lab.host(words.get(1).ok_or("keys HOST [may-fail]")?)?;
+            // `may-fail`: refusals are part of the lesson, not an error.
+            let may_fail = words.get(2) == Some(&"may-fail");
+            let now = lab.now();
+            let sock = lab.keysocks[hi];
+            match loader.load(&mut lab.hosts[hi], sock, block, now) {
+                Ok(out) if !out.is_empty() => lab.say(out.trim_end()),
+                Ok(_) => {}
+                Err(e) if may_fail => lab.say(e.trim_end()),
+                Err(e) => return Err(e),
+            }
+        }
+        "policy" => {
+            let hi = lab.host(words.get(1).ok_or("policy HOST")?)?;
+            lab.hosts[hi].policy = crate::policy::parse(block)?;
+        }
+        "trace" => {
+            let on = words.get(1) == Some(&"on");
+            for h in &mut lab.hosts {
+                h.tracing = on || trace;
+            }
+        }
+        "ping" | "udp" => {
+            let from = lab.host(words.get(1).ok_or("ping FROM TO")?)?;
+            let to: IpAddr = words
+                .get(2)
+                .and_then(|t| t.parse().ok())
+                .ok_or("ping FROM TO-ADDRESS")?;
+            let mut i = 3;
+            let port = if cmd == "udp" {
+                i += 1;
+                Some(
+                    words
+                        .get(3)
+                        .and_then(|p| p.parse().ok())
+                        .ok_or("udp FROM TO PORT")?,
+                )
+            } else {
+                None
+            };
+            let (mut count, mut size, mut interval) = (1u64, 56usize, 1000u64);
+            while i + 1 < words.len() {
+                let v = words[i + 1];
+                match words[i] {
+                    "count" => count = v.parse().map_err(|_| "count N")?,
+                    "size" => size = v.parse().map_err(|_| "size BYTES")?,
+                    "interval" => interval = duration_ms(v).ok_or("interval DURATION")?,
+                    w => return Err(format!("unknown {cmd} option {w}")),
+                }
+                i += 2;
+            }
+            lab.traffic(from, to, port, count, size, interval);
+        }
+        "advance" => {
+            let ms = words
+                .get(1)
+                .and_then(|d| duration_ms(d))
+                .ok_or("advance DURATION (e.g. 30s, 8h)")?;
+            lab.say(format!("advance {}", words[1]));
+            lab.advance(ms);
+            lab.flush_traces();
+        }
+        "capture" => {
+            let name = words.get(1).ok_or("capture LINK FILE")?;
+            let file = lab.dir.join(words.get(2).ok_or("capture LINK FILE")?);
+            let cap = Capture::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let l = lab
+                .links
+                .iter_mut()
+                .find(|l| l.name == *name)
+                .ok_or_else(|| format!("no link {name}"))?;
+            l.capture = Some((cap, file));
+        }
+        "tamper" => {
+            let [_, name, field, value, rest @ ..] = words else {
+                return Err("tamper LINK FIELD VALUE [count N] (FIELD: ttl, tos, src, dst)".into());
+            };
+            if !matches!(*field, "ttl" | "tos" | "src" | "dst") {
+                return Err(format!("cannot tamper with {field}: ttl, tos, src or dst"));
+            }
+            let left = match rest {
+                ["count", n] => n.parse().map_err(|_| "count N")?,
+                [] => 1,
+                _ => return Err("tamper LINK FIELD VALUE [count N]".into()),
+            };
+            let l = lab
+                .links
+                .iter_mut()
+                .find(|l| l.name == *name)
+                .ok_or_else(|| format!("no link {name}"))?;
+            l.tamper = Some(Tamper {
+                field: field.to_string(),
+                value: value.to_string(),
+                left,
+                done: 0,
+            });
+        }
+        "expect" => lab.expect(&words[1..])?,
+        "say" => {
+            let text = raw.trim_start().trim_start_matches("say").trim();
+            lab.say(text);
+        }
+        w => return Err(format!("unknown lab command {w}")),
+    }
+    Ok(())
 }

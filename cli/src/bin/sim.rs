@@ -1,6 +1,6 @@
 //! sim: simulated IPsec hosts and links, for labs and tests (no root).
 //!
-//!     sim lab labs/01-esp-transport/lab.txt [--trace] [--dir DIR]
+//!     sim lab labs/01-esp-transport/lab.txt [--trace] [--dir DIR] [--serve DIR]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,13 +30,24 @@ enum Cmd {
         /// Where captures are written (default: the current directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Serve each host's PF_KEY socket at DIR/HOST.sock (`ipseckey
+        /// --socket DIR/HOST.sock ...` manages that host), stop at `pause` lines
+        /// until Enter, and after the script read lab commands from
+        /// standard input until end of input or `quit`.
+        #[arg(long, value_name = "DIR")]
+        serve: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
     match a.cmd {
-        Cmd::Lab { file, trace, dir } => {
+        Cmd::Lab {
+            file,
+            trace,
+            dir,
+            serve,
+        } => {
             let script = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
                 Err(e) => {
@@ -45,13 +56,20 @@ fn main() -> ExitCode {
                 }
             };
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            match sim::lab::run(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, trace) {
+            // A served lab is interactive: its lines are printed as they come.
+            let echo = serve.is_some();
+            let opts = sim::lab::RunOpts { trace, serve, echo };
+            match sim::lab::run_with(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, &opts) {
                 Ok(report) => {
-                    print!("{report}");
+                    if !echo {
+                        print!("{report}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err((report, e)) => {
-                    print!("{report}");
+                    if !echo {
+                        print!("{report}");
+                    }
                     eprintln!("sim: {}: {e}", file.display());
                     ExitCode::FAILURE
                 }
