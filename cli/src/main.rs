@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use ipseckey::driver::{file_verdict, run_command, run_file, run_stream};
@@ -103,8 +104,29 @@ fn main() -> ExitCode {
     } else {
         Mode::Interactive
     };
+    // A simulated kernel on a virtual clock: print times against its clock.
+    let virtual_clock = if a.embedded || a.check.is_some() {
+        None
+    } else {
+        let path = a
+            .socket
+            .clone()
+            .unwrap_or_else(sim::daemon::default_socket_path);
+        match sim::vclock::request(&path, 0, Duration::from_secs(5)) {
+            Ok(sim::vclock::Answer::Virtual(_) | sim::vclock::Answer::OwnerOnly(_)) => Some(path),
+            _ => None,
+        }
+    };
     let mut s = Session::new(t.as_mut(), print, mode);
     s.json = a.json;
+    if let Some(path) = virtual_clock {
+        s.clock = Box::new(
+            move || match sim::vclock::request(&path, 0, Duration::from_secs(5)) {
+                Ok(sim::vclock::Answer::Virtual(n) | sim::vclock::Answer::OwnerOnly(n)) => n,
+                _ => sim::daemon::wall_clock(),
+            },
+        );
+    }
     if let Some(file) = a.save.as_deref() {
         let toks = vec!["save".to_string(), "all".to_string(), file.to_string()];
         return match parse_command(&toks, popts).map(|c| s.execute(&c, None)) {

@@ -282,6 +282,10 @@ impl Drop for Daemon {
 }
 
 fn sadbd() -> Option<Daemon> {
+    sadbd_with(&[])
+}
+
+fn sadbd_with(extra: &[&str]) -> Option<Daemon> {
     let exe = Path::new(env!("CARGO_BIN_EXE_ipseckey")).with_file_name("sadbd");
     if !exe.exists() {
         eprintln!("SKIPPED: {} not built (cargo build -p sim)", exe.display());
@@ -293,6 +297,7 @@ fn sadbd() -> Option<Daemon> {
         .arg("--socket")
         .arg(&sock)
         .args(["--local", "10.0.0.1"])
+        .args(extra)
         .stderr(Stdio::null())
         .spawn()
         .expect("sadbd");
@@ -629,4 +634,107 @@ fn a_load_loop_is_an_error_not_a_crash() {
         text(&o.stderr)
     );
     assert!(text(&o.stderr).contains("files nested more than 8 deep"));
+}
+
+/// `sadbd --virtual-clock`: lifetimes of hours expire when `sim clock
+/// advance` says so, with the EXPIREs on a monitor, and not before.
+#[test]
+fn a_virtual_clock_moves_only_on_request() {
+    let Some(d) = sadbd_with(&["--virtual-clock"]) else {
+        return;
+    };
+    let sock = d.2.to_str().expect("utf-8 path");
+    let sim = Path::new(env!("CARGO_BIN_EXE_sim"));
+    let clock = |args: &[&str]| {
+        Command::new(sim)
+            .args(["clock", "--socket", sock])
+            .args(args)
+            .output()
+            .expect("sim clock")
+    };
+    let t = Tmp::new("vc");
+    let f = t.file(
+        "keys.conf",
+        "add esp spi 0x77 src 10.0.0.1 dst 10.0.0.2 auth_alg sha1 \
+         authkey 0123456789abcdef0123456789abcdef01234567 encr_alg aes \
+         encrkey 00112233445566778899aabbccddeeff soft_addtime 3600 hard_addtime 28800\n",
+    );
+    let o = ipseckey()
+        .args(["--socket", sock, "-n", "-f"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mon = ipseckey()
+        .args(["--socket", sock, "-n", "monitor"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("monitor");
+    let o = clock(&["now"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let start: u64 = text(&o.stdout)
+        .trim()
+        .rsplit_once('(')
+        .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+        .expect("virtual time in seconds");
+    // Real time passing changes nothing; an hour of virtual time does.
+    std::thread::sleep(Duration::from_millis(300));
+    let o = clock(&["advance", "30m"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(&format!("({}), moved 1800 s", start + 1800)),
+        "{}",
+        text(&o.stdout)
+    );
+    let state = |want: &str| {
+        let o = ipseckey()
+            .args([
+                "--socket", sock, "-n", "get", "esp", "spi", "0x77", "dst", "10.0.0.2",
+            ])
+            .output()
+            .expect("get");
+        let out = text(&o.stdout);
+        assert!(out.contains(want), "want {want}: {out}{}", text(&o.stderr));
+    };
+    state("state=MATURE");
+    assert!(clock(&["advance", "1800"]).status.success());
+    state("state=DYING");
+    let o = clock(&["advance", "8h"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("({})", start + 3600 + 28800)));
+    let o = ipseckey()
+        .args([
+            "--socket", sock, "-n", "get", "esp", "spi", "0x77", "dst", "10.0.0.2",
+        ])
+        .output()
+        .expect("get");
+    assert!(!o.status.success(), "the SA is gone: {}", text(&o.stdout));
+    // The monitor saw the soft then the hard EXPIRE.
+    drop(d);
+    let out = mon.wait_with_output().expect("monitor output");
+    let seen = text(&out.stdout);
+    let soft = seen.find("SLT: Soft expiration occurred").expect(&seen);
+    let hard = seen.find("HLT: Hard expiration occurred").expect(&seen);
+    assert!(soft < hard, "{seen}");
+    assert_eq!(seen.matches("type EXPIRE").count(), 2, "{seen}");
+    // Nonsense is refused before anything is sent.
+    let Some(d2) = sadbd() else { return };
+    let sock2 = d2.2.to_str().expect("utf-8 path");
+    let o = Command::new(sim)
+        .args(["clock", "--socket", sock2, "advance", "soon"])
+        .output()
+        .expect("sim clock");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("not a duration"));
+    // A daemon on real time says it cannot.
+    let o = Command::new(sim)
+        .args(["clock", "--socket", sock2, "advance", "1h"])
+        .output()
+        .expect("sim clock");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("keeps real time (start it with sadbd --virtual-clock)"),
+        "{}",
+        text(&o.stderr)
+    );
 }

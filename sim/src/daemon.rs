@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     /// Messages queued for one slow client before further ones are dropped;
     /// the client is then told how many it lost (an ENOBUFS notice).
     pub queue_limit: usize,
+    /// Keep virtual time, moved only by clients (`sim clock advance`).
+    pub virtual_clock: bool,
 }
 
 impl DaemonConfig {
@@ -46,6 +48,7 @@ impl DaemonConfig {
             tick: Duration::from_secs(8),
             group: None,
             queue_limit: 65536,
+            virtual_clock: false,
         }
     }
 }
@@ -168,8 +171,15 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         sc.seed = seed;
         sc.jitter = sadb::Jitter::Seeded(seed);
     }
-    let mut ks = Keysock::new(sc);
-    serve_services(cfg, &[listener], &mut [&mut ks], wake)
+    let ks = Keysock::new(sc);
+    if cfg.virtual_clock {
+        let step = cfg.tick.as_secs().max(1);
+        let mut vc = crate::vclock::VirtualClock::new(ks, wall_clock(), step);
+        serve_services(cfg, &[listener], &mut [&mut vc], wake)
+    } else {
+        let mut ks = ks;
+        serve_services(cfg, &[listener], &mut [&mut ks], wake)
+    }
 }
 
 /// Something that answers PF_KEY sockets: one simulated host's kernel.

@@ -12,5 +12,6 @@ pub mod link;
 pub mod nat;
 pub mod policy;
 pub mod stack;
+pub mod vclock;
 
 pub use keysock::{Keysock, SockId};

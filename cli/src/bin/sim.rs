@@ -37,11 +37,85 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         serve: Option<PathBuf>,
     },
+    /// Move or read the virtual clock of a `sadbd --virtual-clock`.
+    Clock {
+        /// The daemon's socket (default: as for ipseckey).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        #[command(subcommand)]
+        what: ClockCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClockCmd {
+    /// Move the clock forward (`30s`, `10m`, `8h`, `2d`, or seconds); the
+    /// ager runs on the way and EXPIREs reach every monitor.
+    Advance { duration: String },
+    /// Print the virtual time.
+    Now,
+}
+
+/// Sends one clock request and prints the virtual time it answers with.
+fn clock(socket: Option<PathBuf>, what: ClockCmd) -> ExitCode {
+    let path = socket.unwrap_or_else(sim::daemon::default_socket_path);
+    let secs = match &what {
+        ClockCmd::Now => 0,
+        ClockCmd::Advance { duration } => match sim::vclock::parse_secs(duration) {
+            Some(s) => s,
+            None => {
+                eprintln!(
+                    "sim: clock: {duration:?} is not a duration (30s, 10m, 8h, 2d, or seconds)"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match sim::vclock::request(&path, secs, std::time::Duration::from_secs(600)) {
+        Ok(sim::vclock::Answer::Virtual(now)) => {
+            let when = ipseckey::print::format_date(now);
+            match what {
+                ClockCmd::Now => println!("virtual time: {when} ({now})"),
+                ClockCmd::Advance { .. } => {
+                    println!("virtual time: {when} ({now}), moved {secs} s")
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(sim::vclock::Answer::OwnerOnly(now)) if secs == 0 => {
+            let when = ipseckey::print::format_date(now);
+            println!("virtual time: {when} ({now})");
+            ExitCode::SUCCESS
+        }
+        Ok(sim::vclock::Answer::OwnerOnly(_)) => {
+            eprintln!(
+                "sim: clock: the lab serving {} moves its own clock (type `advance {}` in the lab)",
+                path.display(),
+                match &what {
+                    ClockCmd::Advance { duration } => duration.as_str(),
+                    ClockCmd::Now => "",
+                }
+            );
+            ExitCode::FAILURE
+        }
+        Ok(sim::vclock::Answer::RealTime) => {
+            eprintln!(
+                "sim: clock: the daemon at {} keeps real time (start it with sadbd --virtual-clock)",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("sim: clock: cannot reach sadbd at {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
     match a.cmd {
+        Cmd::Clock { socket, what } => clock(socket, what),
         Cmd::Lab {
             file,
             trace,

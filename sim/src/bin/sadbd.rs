@@ -1,6 +1,7 @@
 //! sadbd: the simulated kernel's PF_KEY socket for one host.
 //!
 //!     sadbd [--socket PATH] [--local ADDR]... [--tick SECONDS] [--group GROUP]
+//!           [--queue-limit N] [--virtual-clock]
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ struct Args {
     /// (it is then sent an ENOBUFS notice saying how many).
     #[arg(long, default_value_t = 65536)]
     queue_limit: usize,
+    /// Keep virtual time, starting now and moved only by `sim clock advance
+    /// DURATION` (the ager then runs every --tick seconds of it).
+    #[arg(long)]
+    virtual_clock: bool,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
     cfg.local = a.local;
     cfg.tick = Duration::from_secs(a.tick.max(1));
     cfg.queue_limit = a.queue_limit.max(1);
+    cfg.virtual_clock = a.virtual_clock;
     if let Some(g) = a.group {
         match nix::unistd::Group::from_name(&g) {
             Ok(Some(grp)) => cfg.group = Some(grp.gid),
@@ -47,7 +53,15 @@ fn main() -> ExitCode {
             }
         }
     }
-    eprintln!("sadbd: serving PF_KEY on {}", cfg.socket.display());
+    eprintln!(
+        "sadbd: serving PF_KEY on {}{}",
+        cfg.socket.display(),
+        if cfg.virtual_clock {
+            " on a virtual clock (move it with `sim clock advance DURATION`)"
+        } else {
+            ""
+        }
+    );
     match run(&cfg) {
         Ok(()) => {
             eprintln!("sadbd: stopped");
