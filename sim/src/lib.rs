@@ -4,6 +4,7 @@
 //! socket (the `sadbd` binary); [`client`] is the other end.
 
 pub mod client;
+pub mod counters;
 pub mod daemon;
 pub mod host;
 pub mod keysock;
