@@ -277,9 +277,9 @@ impl Lab {
     /// the directory of the sockets) and waits for a line on
     /// standard input, serving the sockets meanwhile (time stands still);
     /// otherwise does nothing.
-    fn pause(&mut self, text: &str) {
+    fn pause(&mut self, text: &str) -> Result<(), String> {
         if self.serving.is_none() {
-            return;
+            return Ok(());
         }
         let dir = self
             .serving
@@ -289,6 +289,10 @@ impl Lab {
         self.say(format!("paused: {}", text.replace("{serve}", &dir)));
         self.say("(press Enter to go on)");
         let _ = self.read_line();
+        if self.serving.as_ref().is_some_and(|sv| sv.stopped) {
+            return Err("interrupted (SIGINT or SIGTERM)".to_string());
+        }
+        Ok(())
     }
 
     /// Creates host `name`'s PF_KEY socket when serving.
@@ -893,13 +897,19 @@ fn run_script(
         }
         if cmd == "pause" {
             let text = raw.trim_start().trim_start_matches("pause").trim();
-            lab.pause(text);
+            if let Err(msg) = lab.pause(text) {
+                return Err(LabError { line: line_no, msg });
+            }
             continue;
         }
         if let Err(msg) = exec(lab, loader, trace, &words, raw, &block) {
             return Err(LabError { line: line_no, msg });
         }
         lab.pump(Duration::ZERO);
+        if lab.serving.as_ref().is_some_and(|sv| sv.stopped) {
+            let msg = "interrupted (SIGINT or SIGTERM)".to_string();
+            return Err(LabError { line: line_no, msg });
+        }
     }
     // Keys for Wireshark next to every capture (0600: they hold keys).
     let caps: Vec<PathBuf> = lab
