@@ -9,7 +9,7 @@ pub struct Machine {
     /// CPUs this process may run on.
     pub cpus: usize,
     /// The crypto-relevant CPU features present (aes, pclmulqdq, avx2,
-    /// vaes, vpclmulqdq, sha_ni), as /proc/cpuinfo lists them.
+    /// avx512f, vaes, vpclmulqdq, sha_ni), as /proc/cpuinfo lists them.
     pub features: Vec<String>,
     pub os: String,
     /// UTC, RFC 3339.
@@ -28,7 +28,7 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
         };
         let flags = field("flags").unwrap_or_default();
-        let features = ["aes", "pclmulqdq", "avx2", "vaes", "vpclmulqdq", "sha_ni"]
+        let features = ["aes", "pclmulqdq", "avx2", "avx512f", "vaes", "vpclmulqdq", "sha_ni"]
             .iter()
             .filter(|f| flags.split_whitespace().any(|x| x == **f))
             .map(|f| f.to_string())
