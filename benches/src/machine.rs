@@ -28,11 +28,19 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
         };
         let flags = field("flags").unwrap_or_default();
-        let features = ["aes", "pclmulqdq", "avx2", "avx512f", "vaes", "vpclmulqdq", "sha_ni"]
-            .iter()
-            .filter(|f| flags.split_whitespace().any(|x| x == **f))
-            .map(|f| f.to_string())
-            .collect();
+        let features = [
+            "aes",
+            "pclmulqdq",
+            "avx2",
+            "avx512f",
+            "vaes",
+            "vpclmulqdq",
+            "sha_ni",
+        ]
+        .iter()
+        .filter(|f| flags.split_whitespace().any(|x| x == **f))
+        .map(|f| f.to_string())
+        .collect();
         Machine {
             cpu: field("model name").unwrap_or_else(|| "unknown".into()),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
