@@ -153,14 +153,21 @@ pub fn signal_wakeup() -> io::Result<UnixStream> {
 
 /// Serves until SIGTERM or SIGINT; removes the socket on the way out.
 pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
+    run_service(cfg, &mut Keysock::new(kernel_config(cfg)))
+}
+
+/// [`run`] with a given kernel (e.g. one journaled to a state file).
+pub fn run_service(cfg: &DaemonConfig, svc: &mut dyn Service) -> io::Result<()> {
     let wake_r = signal_wakeup()?;
     let listener = listen_on(cfg)?;
-    let result = serve(cfg, &listener, &wake_r);
+    let result = serve_services(cfg, &[&listener], &mut [svc], &wake_r);
     let _ = std::fs::remove_file(&cfg.socket);
     result
 }
 
-fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Result<()> {
+/// The SADB configuration of the host `sadbd` simulates: its `--local`
+/// addresses, random SPIs and soft-lifetime jitter.
+pub fn kernel_config(cfg: &DaemonConfig) -> Config {
     let mut sc = Config::default();
     sc.local_addrs
         .extend(cfg.local.iter().map(|a| a.to_canonical()));
@@ -168,8 +175,7 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         sc.seed = seed;
         sc.jitter = sadb::Jitter::Seeded(seed);
     }
-    let mut ks = Keysock::new(sc);
-    serve_services(cfg, &[listener], &mut [&mut ks], wake)
+    sc
 }
 
 /// Something that answers PF_KEY sockets: one simulated host's kernel.

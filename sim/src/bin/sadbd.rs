@@ -1,6 +1,7 @@
 //! sadbd: the simulated kernel's PF_KEY socket for one host.
 //!
 //!     sadbd [--socket PATH] [--local ADDR]... [--tick SECONDS] [--group GROUP]
+//!           [--queue-limit N] [--state FILE [--fsync]]
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sim::daemon::{default_socket_path, run, DaemonConfig};
+use sim::daemon::{default_socket_path, kernel_config, run, run_service, DaemonConfig};
+use sim::journal::{Journaled, StateOptions};
 
 /// Serve a simulated IPsec SADB on a PF_KEY-like Unix socket (no root needed).
 #[derive(Parser, Debug)]
@@ -30,6 +32,14 @@ struct Args {
     /// (it is then sent an ENOBUFS notice saying how many).
     #[arg(long, default_value_t = 65536)]
     queue_limit: usize,
+    /// Journal every accepted change to FILE (created 0600; it holds keys)
+    /// and reload it at start, so SAs survive a restart, also after kill -9.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// With --state: also flush each change to disk before acknowledging it
+    /// (survives power loss; slower).
+    #[arg(long, requires = "state")]
+    fsync: bool,
 }
 
 fn main() -> ExitCode {
@@ -47,8 +57,37 @@ fn main() -> ExitCode {
             }
         }
     }
-    eprintln!("sadbd: serving PF_KEY on {}", cfg.socket.display());
-    match run(&cfg) {
+    let result = match a.state {
+        Some(path) => {
+            let opts = StateOptions {
+                path,
+                fsync: a.fsync,
+            };
+            let (mut svc, restored) = match Journaled::open(&opts, kernel_config(&cfg)) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("sadbd: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for w in &restored.warnings {
+                eprintln!("sadbd: warning: {w}");
+            }
+            eprintln!(
+                "sadbd: state {}: {} SAs restored from {} records",
+                opts.path.display(),
+                restored.sas,
+                restored.records
+            );
+            eprintln!("sadbd: serving PF_KEY on {}", cfg.socket.display());
+            run_service(&cfg, &mut svc)
+        }
+        None => {
+            eprintln!("sadbd: serving PF_KEY on {}", cfg.socket.display());
+            run(&cfg)
+        }
+    };
+    match result {
         Ok(()) => {
             eprintln!("sadbd: stopped");
             ExitCode::SUCCESS
