@@ -56,6 +56,20 @@ impl Client {
     /// `Ok(None)` on timeout; an error of kind `UnexpectedEof` when the
     /// daemon went away.
     pub fn recv(&self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; MAX_MSG];
+        Ok(self.recv_into(&mut buf, timeout)?.map(|n| {
+            buf.truncate(n);
+            buf
+        }))
+    }
+
+    /// [`Client::recv`] into the caller's buffer (at least [`MAX_MSG`]
+    /// bytes, or longer messages are cut): the length received.
+    pub fn recv_into(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<Option<usize>> {
         let t = match timeout {
             None => PollTimeout::NONE,
             Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
@@ -65,15 +79,13 @@ impl Client {
         if poll(&mut fds, t).map_err(io_err)? == 0 {
             return Ok(None);
         }
-        let mut buf = vec![0u8; MAX_MSG];
-        let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io_err)?;
+        let n = recv(self.fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(io_err)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the simulator closed the PF_KEY socket",
             ));
         }
-        buf.truncate(n);
-        Ok(Some(buf))
+        Ok(Some(n))
     }
 }

@@ -401,9 +401,11 @@ impl Server {
             loop {
                 // A client that lost messages is told so as soon as there
                 // is room, never silently (a kernel's ENOBUFS).
+                // A notice counts at most 65535: more take several.
                 if c.lost > 0 && c.queue.len() < self.queue_limit {
-                    c.queue.push_back(overflow_notice(c.lost));
-                    c.lost = 0;
+                    let n = c.lost.min(u64::from(u16::MAX));
+                    c.queue.push_back(overflow_notice(n));
+                    c.lost -= n;
                 }
                 let Some(m) = c.queue.front() else { break };
                 match send(
@@ -434,7 +436,8 @@ impl Server {
 
 /// The notice a slow client gets after losing `lost` messages: a base-only
 /// message of type 0 with errno ENOBUFS, seq 0, pid 0, and the number lost
-/// (at most 65535) in the reserved field.
+/// (at most 65535; larger losses are told in several notices) in the
+/// reserved field.
 pub fn overflow_notice(lost: u64) -> Vec<u8> {
     let mut m = sadb::pfkey::Message::new(sadb::pfkey::MsgType::Reserved, 0, 0, 0);
     m.errno = sadb::Errno::Enobufs.number(sadb::pfkey::Dialect::Illumos);
