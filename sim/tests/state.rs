@@ -304,3 +304,26 @@ fn a_state_file_others_can_read_is_refused() {
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!dir.0.join("s.sock").exists(), "refused before serving");
 }
+
+#[test]
+fn with_fsync_every_acknowledged_sa_survives_kill_9() {
+    let dir = TempDir::new("state-fsync");
+    let state = dir.0.join("state");
+    let args = ["--state", state.to_str().expect("utf-8"), "--fsync"];
+    let d = Daemon::start(&dir.0, &args);
+    let c = d.connect();
+    for i in 0..200u32 {
+        c.send(&add(BASE + i, i + 1)).expect("send");
+        let b = c
+            .recv(Some(Duration::from_secs(5)))
+            .expect("recv")
+            .expect("reply");
+        assert_eq!(header(&b).1, 0);
+    }
+    d.signal(Signal::SIGKILL);
+    drop(d);
+    let d = Daemon::start(&dir.0, &args);
+    let mut spis = dump_spis(&d.connect());
+    spis.sort();
+    assert_eq!(spis, (BASE..BASE + 200).collect::<Vec<_>>());
+}
