@@ -1,23 +1,7 @@
-//! The ipseckey command language: any text never panics the line reader,
-//! the parser or the message builder.
+//! The ipseckey command language (body in `fuzz/bodies.rs`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies.rs"]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let mut j = ipseckey::lexer::Joiner::new();
-    for line in text.lines() {
-        if let Ok(Some(c)) = j.push(line) {
-            if let Ok(cmd) = ipseckey::parse::parse_command(&c.tokens, ipseckey::parse::ParseOpts { numeric: true }) {
-                let mut seq = 0;
-                for (_, m) in ipseckey::request::build(&cmd, 1, &mut || {
-                    seq += 1;
-                    seq
-                }) {
-                    let _ = m.emit(sadb::pfkey::Dialect::Illumos);
-                }
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::command_parse(data));

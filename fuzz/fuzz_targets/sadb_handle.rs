@@ -1,20 +1,7 @@
-//! The simulated kernel's request path: arbitrary bytes (split into several
-//! messages) never panic it, and every reply it builds encodes.
+//! The simulated kernel's request path (body in `fuzz/bodies.rs`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use sadb::pfkey::Dialect;
-use sadb::{Config, Sadb};
+#[path = "../bodies.rs"]
+mod bodies;
 
-fuzz_target!(|data: &[u8]| {
-    let mut db = Sadb::new(Config::default());
-    let mut now = 1_000;
-    for chunk in data.split(|&b| b == 0xff) {
-        let r = db.handle_bytes(chunk, now);
-        for d in &r.deliveries {
-            d.msg.emit(Dialect::Illumos).expect("the kernel's own replies encode");
-        }
-        now += 10;
-        let _ = db.age(now);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::sadb_handle(data));

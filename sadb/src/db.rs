@@ -841,6 +841,23 @@ impl Sadb {
         Some(sa)
     }
 
+    /// Puts back an SA exactly as it was stored, e.g. by a daemon reloading
+    /// its state from disk: no PF_KEY checks, only the (SPI, destination)
+    /// uniqueness every insertion keeps (`Eexist`), and a known SA type
+    /// (`Einval`). The SA gets a fresh serial.
+    pub fn restore(&mut self, mut sa: Sa) -> std::result::Result<SaId, Errno> {
+        let t = table(sa.satype).ok_or(Errno::Einval)?;
+        sa.dst.ip = sa.dst.ip.to_canonical();
+        let key = (sa.spi, sa.dst.ip);
+        if self.index[t].contains_key(&key) {
+            return Err(Errno::Eexist);
+        }
+        sa.serial = self.take_serial();
+        let id = self.sas.insert(sa);
+        self.index[t].insert(key, id);
+        Ok(id)
+    }
+
     /// Looks up the SA a GET/UPDATE/DELETE names (5.1).
     fn find(&self, req: &Message, a: &Addrs) -> Result<SaId> {
         let Some((dst, _)) = a.dst else {

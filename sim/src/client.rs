@@ -63,6 +63,23 @@ impl Client {
     /// `Ok(None)` on timeout; an error of kind `UnexpectedEof` when the
     /// daemon went away.
     pub fn recv(&self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
+        // One receive buffer per connection, not 512 KiB zeroed per message.
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() < MAX_MSG {
+            buf.resize(MAX_MSG, 0);
+        }
+        Ok(self
+            .recv_into(&mut buf, timeout)?
+            .map(|n| buf[..n].to_vec()))
+    }
+
+    /// [`Client::recv`] into the caller's buffer (at least [`MAX_MSG`]
+    /// bytes, or longer messages are cut): the length received.
+    pub fn recv_into(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<Option<usize>> {
         let t = match timeout {
             None => PollTimeout::NONE,
             Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
@@ -72,17 +89,13 @@ impl Client {
         if poll(&mut fds, t).map_err(io_err)? == 0 {
             return Ok(None);
         }
-        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
-        if buf.len() < MAX_MSG {
-            buf.resize(MAX_MSG, 0);
-        }
-        let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io_err)?;
+        let n = recv(self.fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(io_err)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the simulator closed the PF_KEY socket",
             ));
         }
-        Ok(Some(buf[..n].to_vec()))
+        Ok(Some(n))
     }
 }

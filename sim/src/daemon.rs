@@ -156,14 +156,28 @@ pub fn signal_wakeup() -> io::Result<UnixStream> {
 
 /// Serves until SIGTERM or SIGINT; removes the socket on the way out.
 pub fn run(cfg: &DaemonConfig) -> io::Result<()> {
+    run_service(cfg, &mut Keysock::new(kernel_config(cfg)))
+}
+
+/// [`run`] with a given kernel (e.g. one journaled to a state file).
+/// With `cfg.virtual_clock`, the kernel keeps virtual time.
+pub fn run_service(cfg: &DaemonConfig, svc: &mut dyn Service) -> io::Result<()> {
     let wake_r = signal_wakeup()?;
     let listener = listen_on(cfg)?;
-    let result = serve(cfg, &listener, &wake_r);
+    let result = if cfg.virtual_clock {
+        let step = cfg.tick.as_secs().max(1);
+        let mut vc = crate::vclock::VirtualClock::new(svc, wall_clock(), step);
+        serve_services(cfg, &[&listener], &mut [&mut vc], &wake_r)
+    } else {
+        serve_services(cfg, &[&listener], &mut [svc], &wake_r)
+    };
     let _ = std::fs::remove_file(&cfg.socket);
     result
 }
 
-fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Result<()> {
+/// The SADB configuration of the host `sadbd` simulates: its `--local`
+/// addresses, random SPIs and soft-lifetime jitter.
+pub fn kernel_config(cfg: &DaemonConfig) -> Config {
     let mut sc = Config::default();
     sc.local_addrs
         .extend(cfg.local.iter().map(|a| a.to_canonical()));
@@ -171,15 +185,7 @@ fn serve(cfg: &DaemonConfig, listener: &OwnedFd, wake: &UnixStream) -> io::Resul
         sc.seed = seed;
         sc.jitter = sadb::Jitter::Seeded(seed);
     }
-    let ks = Keysock::new(sc);
-    if cfg.virtual_clock {
-        let step = cfg.tick.as_secs().max(1);
-        let mut vc = crate::vclock::VirtualClock::new(ks, wall_clock(), step);
-        serve_services(cfg, &[listener], &mut [&mut vc], wake)
-    } else {
-        let mut ks = ks;
-        serve_services(cfg, &[listener], &mut [&mut ks], wake)
-    }
+    sc
 }
 
 /// Something that answers PF_KEY sockets: one simulated host's kernel.
@@ -188,6 +194,21 @@ pub trait Service {
     fn close(&mut self, sock: SockId);
     fn write(&mut self, from: SockId, bytes: &[u8], now: sadb::Now) -> Vec<Outgoing>;
     fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing>;
+}
+
+impl<T: Service + ?Sized> Service for &mut T {
+    fn open(&mut self) -> SockId {
+        (**self).open()
+    }
+    fn close(&mut self, sock: SockId) {
+        (**self).close(sock)
+    }
+    fn write(&mut self, from: SockId, bytes: &[u8], now: sadb::Now) -> Vec<Outgoing> {
+        (**self).write(from, bytes, now)
+    }
+    fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing> {
+        (**self).tick(now)
+    }
 }
 
 impl Service for Keysock {
@@ -405,9 +426,11 @@ impl Server {
             loop {
                 // A client that lost messages is told so as soon as there
                 // is room, never silently (a kernel's ENOBUFS).
+                // A notice counts at most 65535: more take several.
                 if c.lost > 0 && c.queue.len() < self.queue_limit {
-                    c.queue.push_back(overflow_notice(c.lost));
-                    c.lost = 0;
+                    let n = c.lost.min(u64::from(u16::MAX));
+                    c.queue.push_back(overflow_notice(n));
+                    c.lost -= n;
                 }
                 let Some(m) = c.queue.front() else { break };
                 match send(
@@ -438,7 +461,8 @@ impl Server {
 
 /// The notice a slow client gets after losing `lost` messages: a base-only
 /// message of type 0 with errno ENOBUFS, seq 0, pid 0, and the number lost
-/// (at most 65535) in the reserved field.
+/// (at most 65535; larger losses are told in several notices) in the
+/// reserved field.
 pub fn overflow_notice(lost: u64) -> Vec<u8> {
     let mut m = sadb::pfkey::Message::new(sadb::pfkey::MsgType::Reserved, 0, 0, 0);
     m.errno = sadb::Errno::Enobufs.number(sadb::pfkey::Dialect::Illumos);

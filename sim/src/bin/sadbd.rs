@@ -1,7 +1,7 @@
 //! sadbd: the simulated kernel's PF_KEY socket for one host.
 //!
 //!     sadbd [--socket PATH] [--local ADDR]... [--tick SECONDS] [--group GROUP]
-//!           [--queue-limit N] [--virtual-clock]
+//!           [--queue-limit N] [--virtual-clock] [--state FILE [--fsync]]
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use sim::daemon::{default_socket_path, run, DaemonConfig};
+use sim::daemon::{default_socket_path, kernel_config, run, run_service, DaemonConfig};
+use sim::journal::{Journaled, StateOptions};
 
 /// Serve a simulated IPsec SADB on a PF_KEY-like Unix socket (no root needed).
 #[derive(Parser, Debug)]
@@ -35,6 +36,14 @@ struct Args {
     /// DURATION` (the ager then runs every --tick seconds of it).
     #[arg(long)]
     virtual_clock: bool,
+    /// Journal every accepted change to FILE (created 0600; it holds keys)
+    /// and reload it at start, so SAs survive a restart, also after kill -9.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// With --state: also flush each change to disk before acknowledging it
+    /// (survives power loss; slower).
+    #[arg(long, requires = "state")]
+    fsync: bool,
 }
 
 fn main() -> ExitCode {
@@ -53,16 +62,37 @@ fn main() -> ExitCode {
             }
         }
     }
-    eprintln!(
-        "sadbd: serving PF_KEY on {}{}",
-        cfg.socket.display(),
-        if cfg.virtual_clock {
-            " on a virtual clock (move it with `sim clock advance DURATION`)"
-        } else {
-            ""
+    let result = match a.state {
+        Some(path) => {
+            let opts = StateOptions {
+                path,
+                fsync: a.fsync,
+            };
+            let (mut svc, restored) = match Journaled::open(&opts, kernel_config(&cfg)) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("sadbd: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for w in &restored.warnings {
+                eprintln!("sadbd: warning: {w}");
+            }
+            eprintln!(
+                "sadbd: state {}: {} SAs restored from {} records",
+                opts.path.display(),
+                restored.sas,
+                restored.records
+            );
+            announce(&cfg);
+            run_service(&cfg, &mut svc)
         }
-    );
-    match run(&cfg) {
+        None => {
+            announce(&cfg);
+            run(&cfg)
+        }
+    };
+    match result {
         Ok(()) => {
             eprintln!("sadbd: stopped");
             ExitCode::SUCCESS
@@ -72,4 +102,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn announce(cfg: &DaemonConfig) {
+    eprintln!(
+        "sadbd: serving PF_KEY on {}{}",
+        cfg.socket.display(),
+        if cfg.virtual_clock {
+            " on a virtual clock (move it with `sim clock advance DURATION`)"
+        } else {
+            ""
+        }
+    );
 }
