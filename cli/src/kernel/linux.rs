@@ -231,13 +231,52 @@ pub fn to_linux(msg: &Message) -> Result<Translated, Refusal> {
         out.exts
             .push(Extension::NatTPort(ExtKind::NatTDport, dport));
     }
-    // af_key's GET and DELETE want a source of the destination's family
-    // (present_and_same_family); it ignores its value.
-    if matches!(msg.msg_type, MsgType::Get | MsgType::Delete) && !out.has(ExtKind::AddressSrc) {
-        if let Some(d) = out.address(ExtKind::AddressDst).copied() {
+    // af_key wants a source of the destination's family on ADD, UPDATE,
+    // GET and DELETE (present_and_same_family); ipseckey sends `::` when
+    // none was typed, which must follow an IPv4 destination.
+    if let Some(d) = out.address(ExtKind::AddressDst).copied() {
+        let src = out.address(ExtKind::AddressSrc).copied();
+        let fix = match src {
+            None => matches!(
+                msg.msg_type,
+                MsgType::Get | MsgType::Delete | MsgType::Add | MsgType::Update
+            ),
+            Some(s) => s.addr.ip.is_unspecified() && s.addr.ip.is_ipv4() != d.addr.ip.is_ipv4(),
+        };
+        if fix {
+            out.remove(ExtKind::AddressSrc);
             out.exts.push(Extension::Address(
                 ExtKind::AddressSrc,
                 Address::new(unspecified_like(d.addr.ip), 0, 0),
+            ));
+        }
+    }
+    if add_like {
+        // af_key wants HARD and SOFT together or neither; a zero lifetime
+        // is no limit there, as here.
+        let hard = out.has(ExtKind::LifetimeHard);
+        let soft = out.has(ExtKind::LifetimeSoft);
+        if hard != soft {
+            let missing = if hard {
+                ExtKind::LifetimeSoft
+            } else {
+                ExtKind::LifetimeHard
+            };
+            out.exts.push(Extension::Lifetime(
+                missing,
+                sadb::pfkey::Lifetime::default(),
+            ));
+        }
+        // ... and an encryption key extension on every ESP SA, empty for
+        // ESP NULL.
+        if msg.satype == satype::ESP && !out.has(ExtKind::KeyEncrypt) {
+            out.exts.push(Extension::Key(
+                ExtKind::KeyEncrypt,
+                Key {
+                    bits: 0,
+                    reserved: 0,
+                    material: sadb::key::KeyMaterial::from_slice(&[]),
+                },
             ));
         }
     }
@@ -302,6 +341,14 @@ pub fn from_linux(m: &Message) -> Option<Message> {
                     Address::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port, 0),
                 ));
             }
+            // af_key reports the selector's source as PROXY whenever it
+            // differs from the SA's source, even when it is "any".
+            Extension::Address(ExtKind::AddressInnerSrc, a)
+                if a.addr.ip.is_unspecified() && a.prefix_len == 0 => {}
+            // HARD and SOFT always come; all zero means no limits, which
+            // illumos leaves out.
+            Extension::Lifetime(ExtKind::LifetimeHard | ExtKind::LifetimeSoft, l)
+                if l.is_zero() => {}
             Extension::Address(k, a) if k.number(Dialect::Illumos).is_some() => {
                 let mut a = *a;
                 if matches!(k, ExtKind::AddressSrc | ExtKind::AddressDst) {

@@ -241,6 +241,8 @@ pub fn sa_request(msg: &Message) -> Result<ModifyMessage, Refusal> {
         .address(ExtKind::AddressSrc)
         .map(unmap)
         .map(|a| a.addr.ip)
+        // ipseckey sends `::` when no source was typed.
+        .filter(|ip| !ip.is_unspecified())
         .unwrap_or_else(|| super::linux::unspecified_like(dst.addr.ip));
     if src.is_ipv4() != dst.addr.ip.is_ipv4() {
         return Err(refuse("src and dst of different address families"));
