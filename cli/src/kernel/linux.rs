@@ -297,9 +297,7 @@ pub fn errno_to_illumos(n: u8) -> u8 {
 /// only mean the SA does not exist, so it gets that diagnostic, which makes
 /// ipseckey print the manual's "does not exist" text.
 pub fn from_linux(m: &Message) -> Option<Message> {
-    if m.msg_type.number(Dialect::Illumos).is_none() {
-        return None;
-    }
+    m.msg_type.number(Dialect::Illumos)?;
     let mut out = Message {
         exts: Vec::new(),
         errno: errno_to_illumos(m.errno),
