@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipseckey::driver::{file_verdict, run_command, run_file, run_stream};
+use ipseckey::kernel::{self, KernelKind};
 use ipseckey::lexer::{CommandText, Joiner};
 use ipseckey::parse::{parse_command, ParseOpts};
 use ipseckey::print::PrintOpts;
@@ -46,6 +47,17 @@ struct Args {
     /// Use a simulated kernel inside this process (no daemon; its SAs last as long as the process).
     #[arg(long, visible_alias = "in-process")]
     embedded: bool,
+    /// Use this machine's kernel: `pfkey` (Linux PF_KEY, the default of a bare
+    /// --kernel) or `xfrm` (Linux XFRM netlink). Needs root. Also $IPSECKEY_KERNEL.
+    #[arg(
+        long,
+        value_name = "pfkey|xfrm",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "pfkey",
+        conflicts_with_all = ["socket", "embedded"]
+    )]
+    kernel: Option<String>,
     /// With --embedded: an address this host owns (decides inbound/outbound); repeatable.
     #[arg(long = "local", value_name = "ADDR", requires = "embedded")]
     local: Vec<IpAddr>,
@@ -58,7 +70,31 @@ struct Args {
     command: Vec<String>,
 }
 
+/// The kernel interface asked for with --kernel or $IPSECKEY_KERNEL, if any
+/// (never chosen silently).
+fn kernel_choice(a: &Args) -> Result<Option<KernelKind>, String> {
+    let env = std::env::var("IPSECKEY_KERNEL")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let (word, from) = match (&a.kernel, env) {
+        (Some(w), _) => (w.clone(), "--kernel"),
+        (None, Some(_)) if a.embedded || a.socket.is_some() => return Ok(None),
+        (None, Some(v)) => (v, "IPSECKEY_KERNEL"),
+        (None, None) => return Ok(None),
+    };
+    KernelKind::from_word(&word)
+        .map(Some)
+        .ok_or_else(|| format!("ipseckey: {from}={word}: expected pfkey or xfrm"))
+}
+
 fn connect(a: &Args) -> Result<Box<dyn Transport>, String> {
+    if a.check.is_some() && !a.embedded {
+        // -c sends nothing: no kernel (or root) needed.
+        return Ok(Box::new(InProcess::new(sadb::Config::default())));
+    }
+    if let Some(kind) = kernel_choice(a)? {
+        return kernel::open(kind);
+    }
     if a.embedded || a.check.is_some() {
         let mut cfg = sadb::Config::default();
         cfg.local_addrs

@@ -66,6 +66,8 @@ pub enum Bail {
     Io(io::Error),
     Timeout,
     Encode(String),
+    /// The kernel lacks a feature the request needs; nothing was sent.
+    Refused(String),
 }
 
 impl<'a> Session<'a> {
@@ -112,6 +114,10 @@ impl<'a> Session<'a> {
             let now = (self.clock)();
             let _ = write!(self.out, "{}", print::verbose_block(msg, self.print, now));
         }
+        let notes = self.t.vet(msg).map_err(Bail::Refused)?;
+        for n in notes {
+            let _ = writeln!(self.err, "ipseckey: {n}");
+        }
         let bytes = msg
             .emit(Dialect::Illumos)
             .map_err(|e| Bail::Encode(e.to_string()))?;
@@ -139,6 +145,7 @@ impl<'a> Session<'a> {
             Bail::Io(e) => format!("ipseckey: {what}: {e}"),
             Bail::Timeout => "ipseckey: Reply message from PF_KEY timed out.".to_string(),
             Bail::Encode(e) => format!("ipseckey: {what}: {e}"),
+            Bail::Refused(e) => format!("ipseckey: {e}"),
         };
         let _ = writeln!(self.err, "{text}");
         Outcome::Failed
@@ -294,6 +301,14 @@ impl<'a> Session<'a> {
                 let text = other.map(|e| e.illumos_text()).unwrap_or("Unknown error");
                 let extra = if reply.reserved != 0 {
                     format!(" (Diagnostic code {}: {})", diag.code(), diag.text())
+                } else if other == Some(Errno::Eprotonosupport) {
+                    // A real kernel without the ESP or AH module (XFRM's
+                    // "Requested type not found").
+                    format!(
+                        " (the kernel has no {} support: is the {} module loaded?)",
+                        ty.to_uppercase(),
+                        if ty == "ah" { "ah4/ah6" } else { "esp4/esp6" }
+                    )
                 } else {
                     String::new()
                 };

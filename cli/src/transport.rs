@@ -1,11 +1,13 @@
-//! Where PF_KEY messages go: the simulator daemon's socket, or an engine
-//! inside this process. Both speak the same bytes.
+//! Where PF_KEY messages go: the simulator daemon's socket, an engine
+//! inside this process, or a real kernel ([`crate::kernel`]). All take and
+//! give the same (simulator-dialect) bytes.
 
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sadb::pfkey::Message;
 use sadb::Config;
 use sim::client::Client;
 use sim::keysock::{Keysock, SockId};
@@ -17,6 +19,11 @@ pub trait Transport {
     fn recv(&mut self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>>;
     /// What the user should be told this talks to.
     fn describe(&self) -> String;
+    /// Checks a request before it is sent: `Err` names a feature this
+    /// kernel lacks (nothing is sent); `Ok` carries notes for the user.
+    fn vet(&mut self, _msg: &Message) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// The `sadbd` daemon's socket.
