@@ -129,7 +129,8 @@ impl Host {
         out
     }
 
-    fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
+    /// The interface and next hop for `dst`: on-link, else the gateway.
+    pub fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
         if let Some(i) = self.ifaces.iter().position(|i| i.on_link(dst)) {
             return Some((i, dst));
         }
@@ -142,7 +143,7 @@ impl Host {
 
     /// The outbound SAs that protect a packet from `src` to `dst` with
     /// upper-layer protocol `proto`: (ESP, AH), either may be absent.
-    fn select(&self, src: IpAddr, dst: IpAddr, proto: u8) -> (Option<SaId>, Option<SaId>) {
+    pub fn select(&self, src: IpAddr, dst: IpAddr, proto: u8) -> (Option<SaId>, Option<SaId>) {
         let mut esp = None;
         let mut ah = None;
         for (id, sa) in self.ks.sadb().iter() {

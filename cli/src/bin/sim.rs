@@ -1,6 +1,9 @@
-//! sim: simulated IPsec hosts and links, for labs and tests (no root).
+//! sim: simulated IPsec hosts and links, for labs and tests (no root),
+//! and live hosts on real links (UDP, TAP) on the wall clock.
 //!
 //!     sim lab labs/01-esp-transport/lab.txt [--trace] [--dir DIR] [--serve DIR]
+//!     sim live CONFIG [--serve DIR] [--json] [--no-stdin]
+//!     sim bench-net run|up|down|clean [--json] ...
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +39,28 @@ enum Cmd {
         /// standard input until end of input or `quit`.
         #[arg(long, value_name = "DIR")]
         serve: Option<PathBuf>,
+    },
+    /// Run simulated hosts on the wall clock with real links: UDP (qemu
+    /// `-netdev dgram` format), TAP devices, in-process pipes. Commands
+    /// (ping, udp, counters, quit; `help`) are read from standard input.
+    Live {
+        /// The configuration (labs/README.md, "Live mode").
+        config: PathBuf,
+        /// Serve each host's PF_KEY socket at DIR/HOST.sock.
+        #[arg(long, value_name = "DIR")]
+        serve: Option<PathBuf>,
+        /// Where relative capture files go (default: the current directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print events and results as JSON Lines.
+        #[arg(long)]
+        json: bool,
+        /// Do not read commands: run until SIGINT or SIGTERM.
+        #[arg(long)]
+        no_stdin: bool,
+        /// Print each packet's path (every packet then takes the slow path).
+        #[arg(long)]
+        trace: bool,
     },
     /// Move or read the virtual clock of a `sadbd --virtual-clock`.
     Clock {
@@ -112,9 +137,59 @@ fn clock(socket: Option<PathBuf>, what: ClockCmd) -> ExitCode {
     }
 }
 
+fn live(
+    config: PathBuf,
+    serve: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    json: bool,
+    no_stdin: bool,
+    trace: bool,
+) -> ExitCode {
+    let spec = match sim::live::load(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sim: {}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let opts = sim::live::LiveOpts {
+        serve,
+        dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+        json,
+        stdin: !no_stdin,
+        trace,
+    };
+    let mut loader = ipseckey::lab::IpseckeyLoader;
+    let mut l = match sim::live::Live::build(&spec, opts, &mut loader) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sim: {}: {e}", config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    l.announce();
+    if let Err(e) = l.run(&mut loader) {
+        eprintln!("sim: live: {e}");
+        return ExitCode::FAILURE;
+    }
+    if l.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     match a.cmd {
+        Cmd::Live {
+            config,
+            serve,
+            dir,
+            json,
+            no_stdin,
+            trace,
+        } => live(config, serve, dir, json, no_stdin, trace),
         Cmd::Clock { socket, what } => clock(socket, what),
         Cmd::Lab {
             file,
