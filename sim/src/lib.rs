@@ -3,6 +3,7 @@
 //! sans-IO state machine; [`daemon`] serves it on a Unix SOCK_SEQPACKET
 //! socket (the `sadbd` binary); [`client`] is the other end.
 
+pub mod bench;
 pub mod client;
 pub mod daemon;
 pub mod host;
