@@ -231,11 +231,15 @@ struct SimProc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    err: Receiver<String>,
+    /// Its standard error.
+    log: PathBuf,
 }
 
 impl SimProc {
     fn spawn(tools: &Tools, config: &Path, dir: &Path) -> Result<SimProc, String> {
+        let log_path = config.with_extension("log");
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut child = Command::new(&tools.sim)
             .arg("live")
             .arg(config)
@@ -246,7 +250,7 @@ impl SimProc {
             .arg("--json")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("{}: {e}", tools.sim.display()))?;
         let (tx, lines) = channel();
@@ -258,21 +262,12 @@ impl SimProc {
                 }
             }
         });
-        let (etx, err) = channel();
-        let e = child.stderr.take().ok_or("sim: no stderr")?;
-        std::thread::spawn(move || {
-            for l in BufReader::new(e).lines().map_while(Result::ok) {
-                if etx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
         let stdin = child.stdin.take();
         Ok(SimProc {
             child,
             stdin,
             lines,
-            err,
+            log: log_path,
         })
     }
 
@@ -294,8 +289,8 @@ impl SimProc {
                 Err(_) => break,
             }
         }
-        let errs: Vec<String> = self.err.try_iter().collect();
-        Err(format!("sim: no {event} event; {}", errs.join("; ")))
+        let errs = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Err(format!("sim: no {event} event; {}", errs.trim()))
     }
 
     fn command(&mut self, line: &str) -> Result<(), String> {
@@ -403,6 +398,7 @@ impl Bench {
             let me = ports[i];
             let peer = ports[1 - i];
             let n = i + 1;
+            let peer_n = 2 - i;
             let queues = if mq {
                 format!(" queues {}", spec.queues)
             } else {
@@ -410,7 +406,7 @@ impl Bench {
             };
             let mut conf = match spec.mode {
                 Mode::Tunnel => format!(
-                    "host gw{n} forward\n\
+                    "host gw{n} forward gateway 192.0.2.{peer_n} gateway 2001:db8:ff::{peer_n}\n\
                      tap lan gw{n}:198.18.{n}.1/24,2001:db8:{n}::1/64 {tap}{queues}\n\
                      udp wan gw{n}:192.0.2.{n}/24,2001:db8:ff::{n}/64 127.0.0.1:{me} 127.0.0.1:{peer}\n",
                     tap = self.taps[i]

@@ -112,7 +112,8 @@ pub struct LinkSpec {
 pub struct HostSpec {
     pub name: String,
     pub forward: bool,
-    pub gateway: Option<IpAddr>,
+    /// Next hops (at most one per family).
+    pub gateways: Vec<IpAddr>,
     pub esn: bool,
     /// A bump in the stack between a TAP and an outer link.
     pub bits: bool,
@@ -242,10 +243,13 @@ pub fn parse(text: &str) -> Result<Spec, LiveError> {
                         "bits" => h.bits = true,
                         "gateway" => {
                             let v = value("an address")?;
-                            h.gateway =
-                                Some(v.parse().map_err(|_| {
-                                    err(line, format!("gateway {v}: not an address"))
-                                })?);
+                            let g: IpAddr = v
+                                .parse()
+                                .map_err(|_| err(line, format!("gateway {v}: not an address")))?;
+                            if h.gateways.iter().any(|o| o.is_ipv4() == g.is_ipv4()) {
+                                return Err(err(line, "one gateway per address family"));
+                            }
+                            h.gateways.push(g);
                         }
                         "local" => {
                             for a in value("addresses")?.split(',') {
@@ -993,7 +997,8 @@ impl Live {
                 .extend(hs.local.iter().map(|a| a.to_canonical()));
             let mut host = Host::new(&hs.name, cfg);
             host.forwarding = hs.forward;
-            host.gateway = hs.gateway;
+            host.gateway = hs.gateways.first().copied();
+            host.gateway_other = hs.gateways.get(1).copied();
             host.sa_options.esn = hs.esn;
             host.tracing = live.opts.trace;
             let keysock = host.ks.open();
