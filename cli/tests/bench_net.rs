@@ -63,7 +63,10 @@ fn sa_bytes(counters: &[Value], spi: &str) -> (u64, u64) {
             .and_then(|s| s[field].as_u64())
             .unwrap_or_else(|| panic!("no SA {spi}: {c}"))
     };
-    (find(&counters[0], "bytes_out"), find(&counters[1], "bytes_in"))
+    (
+        find(&counters[0], "bytes_out"),
+        find(&counters[1], "bytes_in"),
+    )
 }
 
 /// Reads a capture with tshark and the esp_sa file; returns the
@@ -74,14 +77,22 @@ fn tshark_protocols(pcap: &Path, esp_sa: &Path) -> Vec<String> {
     std::fs::copy(esp_sa, conf.join("esp_sa")).unwrap();
     let o = Command::new("tshark")
         .env("WIRESHARK_CONFIG_DIR", &conf)
-        .args(["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"])
+        .args([
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+        ])
         .arg("-r")
         .arg(pcap)
         .args(["-T", "fields", "-e", "frame.protocols"])
         .output()
         .expect("tshark");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// On the outer link: nothing but ESP or AH (and the link's own ARP and
@@ -91,12 +102,19 @@ fn assert_only_ipsec(protocols: &[String], wrapper: &str, inner: &str, min: usiz
     let mut opened = 0;
     for p in protocols {
         let link_own = p.ends_with(":arp") || (p.contains(":icmpv6") && !p.contains(wrapper));
-        assert!(link_own || p.contains(&format!(":{wrapper}")), "clear text on the outer link: {p}");
+        assert!(
+            link_own || p.contains(&format!(":{wrapper}")),
+            "clear text on the outer link: {p}"
+        );
         if p.contains(&format!(":{wrapper}:")) && p.contains(inner) {
             opened += 1;
         }
     }
-    assert!(opened >= min, "only {opened} frames opened to {inner}: {:?}", &protocols[..protocols.len().min(20)]);
+    assert!(
+        opened >= min,
+        "only {opened} frames opened to {inner}: {:?}",
+        &protocols[..protocols.len().min(20)]
+    );
 }
 
 /// ping and a 8 MB iperf3 TCP transfer over one family; the SA byte
@@ -104,13 +122,21 @@ fn assert_only_ipsec(protocols: &[String], wrapper: &str, inner: &str, min: usiz
 /// and the b side opened no more than the a side sent.
 fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     let (sent, received) = b.ping(v6, 5).unwrap();
-    assert_eq!((sent, received), (5, 5), "ping over {}", if v6 { "IPv6" } else { "IPv4" });
+    assert_eq!(
+        (sent, received),
+        (5, 5),
+        "ping over {}",
+        if v6 { "IPv6" } else { "IPv4" }
+    );
     let before = sa_bytes(&b.counters().unwrap(), spi);
     let r = b.iperf(v6, 0, Some(8 << 20)).unwrap();
     // iperf3's receiver total may miss the last bytes in flight when the
     // test ends; the sender's is what TCP delivered.
     assert_eq!(r.bytes_sent, 8 << 20, "{r:?}");
-    assert!(r.bytes_received > 0 && r.bytes_received <= r.bytes_sent, "{r:?}");
+    assert!(
+        r.bytes_received > 0 && r.bytes_received <= r.bytes_sent,
+        "{r:?}"
+    );
     // Bytes still in flight when iperf3 ends may cross later (or never:
     // the server stops reading at the end of the test).
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -120,8 +146,14 @@ fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     assert!(out >= got, "SA out {out} bytes < iperf3's {got} received");
     // Headers (at most 80 bytes per 1448-byte segment with IPv6), the
     // control connection and retransmissions: well under 15%.
-    assert!(out <= put + put * 15 / 100, "SA out {out} bytes for iperf3's {put} sent");
-    assert!(inn <= out && inn >= got, "b opened {inn} bytes, a sent {out}, iperf3 received {got}");
+    assert!(
+        out <= put + put * 15 / 100,
+        "SA out {out} bytes for iperf3's {put} sent"
+    );
+    assert!(
+        inn <= out && inn >= got,
+        "b opened {inn} bytes, a sent {out}, iperf3 received {got}"
+    );
 }
 
 #[test]
@@ -233,12 +265,18 @@ fn teardown_leaves_nothing_behind() {
         assert!(!list.contains(n.as_str()), "namespace {n} left: {list}");
     }
     for t in &taps {
-        assert!(!Path::new("/sys/class/net").join(t).exists(), "TAP {t} left");
+        assert!(
+            !Path::new("/sys/class/net").join(t).exists(),
+            "TAP {t} left"
+        );
     }
     // A bench of a process that died: its names carry a pid no longer
     // running; the next bench (or `sim bench-net clean`) removes them.
     let stale = "ipsb4194303x0a";
-    Command::new("ip").args(["netns", "add", stale]).status().unwrap();
+    Command::new("ip")
+        .args(["netns", "add", stale])
+        .status()
+        .unwrap();
     let removed = sim::bench::clean_stale();
     assert!(removed.iter().any(|r| r.contains(stale)), "{removed:?}");
 }

@@ -133,7 +133,13 @@ fn sa<'a>(counters: &'a Value, host: &str, spi: &str) -> &'a Value {
         .unwrap()
         .iter()
         .find(|h| h["name"] == host)
-        .and_then(|h| h["sas"].as_array().unwrap().iter().find(|s| s["spi"] == spi))
+        .and_then(|h| {
+            h["sas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["spi"] == spi)
+        })
         .unwrap_or_else(|| panic!("no SA {spi} on {host}: {counters}"))
 }
 
@@ -150,7 +156,9 @@ fn two_live_processes_over_udp_with_esp() {
     .unwrap();
     std::fs::write(
         &b,
-        format!("host bob\nudp wire bob:192.0.2.2/24,2001:db8::2/64 127.0.0.1:{pb} 127.0.0.1:{pa}\n"),
+        format!(
+            "host bob\nudp wire bob:192.0.2.2/24,2001:db8::2/64 127.0.0.1:{pb} 127.0.0.1:{pa}\n"
+        ),
     )
     .unwrap();
     let mut alice = Live::start(&a, &dir);
@@ -167,7 +175,11 @@ fn two_live_processes_over_udp_with_esp() {
 
     alice.send("ping alice 192.0.2.2 count 5 interval 10ms");
     let p = alice.event("ping");
-    assert_eq!((p["sent"].as_u64(), p["received"].as_u64()), (Some(5), Some(5)), "{p}");
+    assert_eq!(
+        (p["sent"].as_u64(), p["received"].as_u64()),
+        (Some(5), Some(5)),
+        "{p}"
+    );
     assert!(p["rtt_ms"]["max"].as_f64().unwrap() >= p["rtt_ms"]["min"].as_f64().unwrap());
     alice.send("ping alice 2001:db8::2 count 3 interval 10ms");
     let p = alice.event("ping");
@@ -177,8 +189,14 @@ fn two_live_processes_over_udp_with_esp() {
     alice.send("udp alice 192.0.2.2 7 count 2000 size 200 rate 20000");
     let u = alice.event("udp");
     assert_eq!(u["sent"].as_u64(), Some(2000), "{u}");
-    assert_eq!(u["received"].as_u64().unwrap() + u["lost"].as_u64().unwrap(), 2000);
-    assert!(u["received"].as_u64().unwrap() >= 1990, "loopback loses next to nothing: {u}");
+    assert_eq!(
+        u["received"].as_u64().unwrap() + u["lost"].as_u64().unwrap(),
+        2000
+    );
+    assert!(
+        u["received"].as_u64().unwrap() >= 1990,
+        "loopback loses next to nothing: {u}"
+    );
     alice.send("udp alice 192.0.2.2 9 count 500 size 100");
     let d = alice.event("udp");
     assert_eq!(d["sent"].as_u64(), Some(500), "{d}");
@@ -189,22 +207,37 @@ fn two_live_processes_over_udp_with_esp() {
     let cb = bob.event("counters");
     // Every protected packet alice sent, bob verified, byte for byte; and
     // the way back.
-    for (spi, from, to) in [("0x1001", &ca, &cb), ("0x1002", &cb, &ca), ("0x2001", &ca, &cb), ("0x2002", &cb, &ca)] {
+    for (spi, from, to) in [
+        ("0x1001", &ca, &cb),
+        ("0x1002", &cb, &ca),
+        ("0x2001", &ca, &cb),
+        ("0x2002", &cb, &ca),
+    ] {
         let (out_sa, in_sa) = if std::ptr::eq(from, &ca) {
             (sa(from, "alice", spi), sa(to, "bob", spi))
         } else {
             (sa(from, "bob", spi), sa(to, "alice", spi))
         };
-        assert!(out_sa["packets_out"].as_u64().unwrap() > 0, "{spi} carried traffic");
+        assert!(
+            out_sa["packets_out"].as_u64().unwrap() > 0,
+            "{spi} carried traffic"
+        );
         assert_eq!(out_sa["packets_out"], in_sa["packets_in"], "{spi}");
         assert_eq!(out_sa["bytes_out"], in_sa["bytes_in"], "{spi}");
-        assert!(in_sa["drops"].as_object().unwrap().is_empty(), "{spi}: {in_sa}");
+        assert!(
+            in_sa["drops"].as_object().unwrap().is_empty(),
+            "{spi}: {in_sa}"
+        );
     }
     let ha = &ca["hosts"][0]["counters"];
     let hb = &cb["hosts"][0]["counters"];
     assert_eq!(ha["protected"], hb["verified"]);
     assert_eq!(hb["protected"], ha["verified"]);
-    assert_eq!(ha["clear_out"].as_u64(), Some(0), "nothing left in clear: {ha}");
+    assert_eq!(
+        ha["clear_out"].as_u64(),
+        Some(0),
+        "nothing left in clear: {ha}"
+    );
     // 5 + 3 pings, 2000 echo and 500 discard datagrams from alice.
     assert_eq!(ha["sent"].as_u64(), Some(5 + 3 + 2000 + 500));
     // The link's frames: what one side sent, the other received.
@@ -240,20 +273,25 @@ fn one_process_with_a_pipe_and_keys_in_the_config() {
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"ping a 192.0.2.2 count 4 interval 1ms\nfrobnicate\ncounters\nquit\n")?;
+            c.stdin.take().unwrap().write_all(
+                b"ping a 192.0.2.2 count 4 interval 1ms\nfrobnicate\ncounters\nquit\n",
+            )?;
             c.wait_with_output()
         })
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let ping = events.iter().find(|e| e["event"] == "ping").expect(&out);
     assert_eq!(ping["received"].as_u64(), Some(4), "{out}");
     let e = events.iter().find(|e| e["event"] == "error").expect(&out);
     assert!(e["message"].as_str().unwrap().contains("frobnicate"), "{e}");
-    let c = events.iter().find(|e| e["event"] == "counters").expect(&out);
+    let c = events
+        .iter()
+        .find(|e| e["event"] == "counters")
+        .expect(&out);
     // Requests went out under AH (replies in clear: no SA that way).
     assert_eq!(sa(c, "a", "0x10")["packets_out"].as_u64(), Some(4));
     assert_eq!(sa(c, "b", "0x10")["packets_in"].as_u64(), Some(4));

@@ -460,6 +460,9 @@ struct Port {
     capture: Option<(Capture, PathBuf)>,
 }
 
+/// The outbound SAs of a flow: (ESP, AH), either may be absent.
+type OutSas = (Option<SaId>, Option<SaId>);
+
 /// A simulated host with what the live data path keeps for it.
 pub struct LiveHost {
     pub host: Host,
@@ -472,7 +475,7 @@ pub struct LiveHost {
     bits_outer: Option<usize>,
     /// Outbound SAs per (src, dst, protocol), emptied whenever the SADB
     /// may have changed (PF_KEY writes, the ager, EXPIREs from traffic).
-    flows: foldhash::HashMap<(IpAddr, IpAddr, u8), (Option<SaId>, Option<SaId>)>,
+    flows: foldhash::HashMap<(IpAddr, IpAddr, u8), OutSas>,
     expires: Vec<Message>,
     /// The socket `keys` blocks are loaded through.
     keysock: SockId,
@@ -955,7 +958,9 @@ fn duration(s: &str) -> Option<Duration> {
         "m" => v * 60.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0 && secs < 1e7).then(|| Duration::from_secs_f64(secs))
+    (0.0..1e7)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 impl Live {
@@ -1177,7 +1182,7 @@ impl Live {
             }
         }
         loop {
-            self.to_clients();
+            self.hand_to_clients();
             let timeout = self.timeout();
             let use_stdin = self.opts.stdin && !self.eof;
             let ready = {
@@ -1255,7 +1260,7 @@ impl Live {
 
     /// Hands PF_KEY messages the hosts produced on their own (EXPIREs from
     /// traffic, copies of key loads) to the clients.
-    fn to_clients(&mut self) {
+    fn hand_to_clients(&mut self) {
         for h in 0..self.hosts.len() {
             let svc = self.svc_of(h);
             let lh = &mut self.hosts[h];
