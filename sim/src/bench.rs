@@ -17,7 +17,8 @@
 //!   are the SA endpoints, in transport mode, and their kernels see clear
 //!   text.
 //!
-//! Names are unique per process and bench (`ipsb<pid>x<n>a`); everything
+//! Names are unique per process and bench (`ipsb<pid>x<n>a` for a
+//! namespace, `ipsb<pid>x<n>A` for its TAP); everything
 //! is removed on [`Bench::down`], on drop (errors, panics unwinding), and
 //! by [`clean_stale`] for benches whose process died (SIGKILL): the
 //! simulated hosts end by themselves when their standard input closes.
@@ -122,6 +123,12 @@ pub struct IperfResult {
 /// Why the bench cannot run here, if it cannot: no root, no TAP, a
 /// missing program. The text says what to do.
 pub fn preflight() -> Result<(), String> {
+    // Once per process: tests call it from parallel threads.
+    static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(preflight_once).clone()
+}
+
+fn preflight_once() -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("needs root (network namespaces and TAP devices)".to_string());
     }
@@ -141,7 +148,11 @@ pub fn preflight() -> Result<(), String> {
         }
     }
     // A namespace we can make (a container may refuse).
-    let probe = format!("{PREFIX}{}probe", std::process::id());
+    let probe = format!(
+        "{PREFIX}{}xp{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     ip(&["netns", "add", &probe]).map_err(|e| format!("cannot create a network namespace: {e}"))?;
     let _ = ip(&["netns", "del", &probe]);
     Ok(())
@@ -348,7 +359,8 @@ impl Bench {
     /// hosts, namespaces, addresses and routes, SAs through `ipseckey -f`.
     pub fn up(spec: &BenchSpec, tools: &Tools) -> Result<Bench, String> {
         clean_stale();
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Names must fit IFNAMSIZ (15): at most 7 digits of pid, 2 of n.
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 100;
         let name = format!("{PREFIX}{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("{name}-bench"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -371,7 +383,7 @@ impl Bench {
         };
         let mut b = Bench {
             ns: [format!("{name}a"), format!("{name}b")],
-            taps: [format!("{name}ta"), format!("{name}tb")],
+            taps: [format!("{name}A"), format!("{name}B")],
             name,
             spec: spec.clone(),
             dir,
@@ -784,11 +796,11 @@ mod tests {
     #[test]
     fn names_carry_their_owner() {
         assert_eq!(owner("ipsb1234x0a"), Some(1234));
-        assert_eq!(owner("ipsb1234x12tb"), Some(1234));
+        assert_eq!(owner("ipsb1234x12B"), Some(1234));
         assert_eq!(owner("eth0"), None);
         assert_eq!(owner("ipsbx"), None);
         // Interface names fit IFNAMSIZ with the largest pid and bench number.
-        assert!(format!("{PREFIX}4194304x99tb").len() <= 15);
+        assert!(format!("{PREFIX}4194304x99B").len() <= 15);
     }
 
     #[test]
