@@ -189,7 +189,8 @@ fn owner(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Removes namespaces and TAPs of benches whose process is gone.
+/// Removes namespaces, TAPs and directories of benches whose process is
+/// gone.
 pub fn clean_stale() -> Vec<String> {
     let mut removed = Vec::new();
     let mine = std::process::id();
@@ -214,6 +215,19 @@ pub fn clean_stale() -> Vec<String> {
             if let Some(pid) = owner(name) {
                 if pid != mine && !pid_alive(pid) && ip(&["link", "del", name]).is_ok() {
                     removed.push(format!("link {name}"));
+                }
+            }
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(base) = name.strip_suffix("-bench") else {
+                continue;
+            };
+            if let Some(pid) = owner(base) {
+                if pid != mine && !pid_alive(pid) && std::fs::remove_dir_all(e.path()).is_ok() {
+                    removed.push(format!("directory {}", e.path().display()));
                 }
             }
         }
