@@ -35,24 +35,26 @@ other = []
 for rel, ns in sorted(rows.items()):
     parts = rel.split(os.sep)
     # criterion turns the group "esp/ALG" into the folder "esp_ALG".
-    if parts[0].startswith("esp_") and len(parts) == 3:
-        alg, kind, size = parts[0][4:], parts[1], parts[2]
+    if parts[0].split("_")[0] in ("esp", "ah") and len(parts) == 3:
+        alg, kind, size = parts[0].replace("_", " ", 1), parts[1], parts[2]
         esp.setdefault((alg, int(size)), {})[kind] = ns
     else:
         other.append((rel, ns))
 
 if esp:
-    print("| algorithm | size (B) | encap | decap | bare primitive | encap/bare | encap Gbit/s | encap Mpps | RustCrypto AES-GCM |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| algorithm | size (B) | encap | decap | bare seal | bare open | encap/bare | decap/bare | encap Gbit/s | encap Mpps | RustCrypto AES-GCM |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (alg, size), k in sorted(esp.items()):
-        enc, dec, bare = k.get("encap"), k.get("decap"), k.get("bare")
+        enc, dec, bare, bopen = k.get("encap"), k.get("decap"), k.get("bare"), k.get("bare_open")
         ratio = "%.2f" % (enc / bare) if enc and bare else "-"
+        dratio = "%.2f" % (dec / bopen) if dec and bopen else "-"
         gbps = "%.1f" % (size * 8 / enc) if enc else "-"
         mpps = "%.2f" % (1000 / enc) if enc else "-"
         rc = k.get("rustcrypto_aes_gcm")
-        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             alg, size, fmt_ns(enc) if enc else "-", fmt_ns(dec) if dec else "-",
-            fmt_ns(bare) if bare else "-", ratio, gbps, mpps, fmt_ns(rc) if rc else ""))
+            fmt_ns(bare) if bare else "-", fmt_ns(bopen) if bopen else "-",
+            ratio, dratio, gbps, mpps, fmt_ns(rc) if rc else ""))
     print()
 if other:
     print("| benchmark | median |")

@@ -1,41 +1,22 @@
 //! Heap bytes per stored SA with 1,000,000 SAs (target: at most 1 KiB).
+//! `ipsec-bench sadb` reports the same figure with the same allocator.
 //!
-//!     cargo run --release -p ipsec-benches --example sa_memory
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//!     cargo run --release -p ipsec-benches --example sa_memory [N]
 
 use ipsec_benches::add_msg;
+use ipsec_benches::alloc::{live_bytes, CountingAlloc};
 use sadb::{Config, Jitter, Sadb};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc;
 
 fn main() {
+    CountingAlloc::installed();
     let n: u32 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live_bytes().unwrap_or(0);
     let mut db = Sadb::new(Config {
         jitter: Jitter::Off,
         ..Config::default()
@@ -43,7 +24,7 @@ fn main() {
     for i in 0..n {
         db.handle(&add_msg(i), 1_700_000_000);
     }
-    let used = LIVE.load(Ordering::Relaxed) - before;
+    let used = live_bytes().unwrap_or(0).saturating_sub(before);
     println!(
         "{} SAs: {} bytes live, {:.0} bytes per SA (Sa struct: {} bytes)",
         db.len(),

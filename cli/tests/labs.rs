@@ -100,3 +100,98 @@ fn lab1_capture_decrypts_in_tshark() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--counters-json`: the counters a lab ends with, as JSON, agree with one
+/// another: each duplicate on lab 4's first link is one replay drop on the
+/// SA that received it, and the bare link's duplicates are the duplicate
+/// replies ping reported.
+#[test]
+fn lab4_counters_account_for_every_fault() {
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs/04-replay/lab.txt");
+    let dir = tmpdir("json");
+    let file = dir.join("counters.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("lab")
+        .arg(&lab)
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--counters-json")
+        .arg(&file)
+        .output()
+        .expect("run sim");
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{report}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("counters file"))
+            .expect("valid JSON");
+    let link = |name: &str, field: &str| {
+        j["links"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == name))
+            .and_then(|l| l[field].as_u64())
+            .unwrap_or_else(|| panic!("link {name} {field} in {j:#}"))
+    };
+    let replay = |host: &str, spi: &str| {
+        j["hosts"]
+            .as_array()
+            .and_then(|hs| hs.iter().find(|h| h["name"] == host))
+            .and_then(|h| h["sas"].as_array())
+            .and_then(|sas| sas.iter().find(|s| s["spi"] == spi))
+            .map(|s| s["drops"]["replay"].as_u64().unwrap_or(0))
+            .unwrap_or_else(|| panic!("{host} SA {spi} in {j:#}"))
+    };
+    let dups = link("wire", "duplicated");
+    assert!(dups > 0, "the link duplicated nothing: {j:#}");
+    assert_eq!(dups, replay("bob", "0x100") + replay("alice", "0x200"));
+    assert!(report.contains(&format!(
+        "ping alice -> 203.0.113.2: 20 sent, 20 received, 0 lost, {} duplicates",
+        link("bare", "duplicated")
+    )));
+    // Every link's frames: sent plus copies is what was delivered.
+    for l in j["links"].as_array().expect("links") {
+        assert_eq!(
+            l["sent"].as_u64().unwrap() + l["duplicated"].as_u64().unwrap()
+                - l["dropped"].as_u64().unwrap(),
+            l["delivered"].as_u64().unwrap(),
+            "{l}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The traffic generator: N datagrams of size S at rate R, each reply
+/// matched to its datagram, round trips from the link's delay.
+#[test]
+fn traffic_generator_rate_and_round_trips() {
+    let dir = tmpdir("rate");
+    let script = "host a\nhost b\nlink l a:192.0.2.1/24 b:192.0.2.2/24 delay 1 20ms seed 1\n\
+                  udp a 192.0.2.2 7 count 10 size 64 rate 100\nexpect received 10\nexpect lost 0\n\
+                  counters json\n\
+                  udp a 192.0.2.2 7 count 5 size 4 rate 2000\n";
+    let (report, e) = sim::lab::run(script, &dir, &mut ipseckey::lab::IpseckeyLoader, false)
+        .expect_err("rate 2000 is refused");
+    assert_eq!(e.line, 8, "{e}");
+    assert!(
+        e.msg.contains("rate N: packets per second, 1 to 1000"),
+        "{e}"
+    );
+    // Every frame waits 20 ms each way: 40 ms round trips, but the first
+    // four datagrams (sent at 0, 10, 20, 30 ms) wait for ARP, answered at
+    // 40 ms: they leave then and return at 80 ms (round trips 80, 70, 60,
+    // 50; then six of 40: 500 ms in all, 50 on average).
+    assert!(
+        report.contains(
+            "udp echo a -> 192.0.2.2: 10 sent, 10 received, 0 lost, round trip min/avg/max 40/50.0/80 ms (virtual)"
+        ),
+        "{report}"
+    );
+    // 10 datagrams 10 ms apart whatever is in flight: the last leaves at
+    // 90 ms and is answered at 130.
+    let json = report
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("counters json line");
+    let j: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    assert_eq!(j["time_ms"], 130, "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -283,3 +283,26 @@ fn lab5_expiry_seen_by_a_separate_monitor() {
     assert_eq!(lab_lines, blocks.len(), "{all}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_while_paused_stops_the_lab_and_removes_its_sockets() {
+    let dir = tmpdir("term");
+    let socks = dir.join("socks");
+    let lab = dir.join("lab.txt");
+    std::fs::write(&lab, "host alice\npause waiting\nsay never\n").expect("lab file");
+    let (mut sim, mut out, _stdin) = serve_lab(&dir, &lab, &socks);
+    out.wait_for("paused: waiting");
+    assert!(socks.join("alice.sock").exists());
+    let pid = sim.id().to_string();
+    let k = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(k.success());
+    let status = sim.wait().expect("sim exits");
+    let all = out.rest();
+    assert_eq!(status.code(), Some(1), "{all}");
+    assert!(!all.contains("never"), "{all}");
+    assert!(!socks.join("alice.sock").exists(), "socket removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

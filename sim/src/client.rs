@@ -5,6 +5,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,6 +20,9 @@ pub const MAX_MSG: usize = 65535 * 8;
 #[derive(Debug)]
 pub struct Client {
     fd: OwnedFd,
+    /// Receive buffer of the largest message, allocated once: zeroing
+    /// 512 KiB per message cost more than the rest of a round trip.
+    buf: Mutex<Vec<u8>>,
 }
 
 fn io_err(e: nix::Error) -> io::Error {
@@ -37,7 +41,10 @@ impl Client {
         .map_err(io_err)?;
         let addr = UnixAddr::new(path).map_err(io_err)?;
         connect(fd.as_raw_fd(), &addr).map_err(io_err)?;
-        Ok(Client { fd })
+        Ok(Client {
+            fd,
+            buf: Mutex::new(Vec::new()),
+        })
     }
 
     /// Sends one PF_KEY message.
@@ -65,7 +72,10 @@ impl Client {
         if poll(&mut fds, t).map_err(io_err)? == 0 {
             return Ok(None);
         }
-        let mut buf = vec![0u8; MAX_MSG];
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() < MAX_MSG {
+            buf.resize(MAX_MSG, 0);
+        }
         let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io_err)?;
         if n == 0 {
             return Err(io::Error::new(
@@ -73,7 +83,6 @@ impl Client {
                 "the simulator closed the PF_KEY socket",
             ));
         }
-        buf.truncate(n);
-        Ok(Some(buf))
+        Ok(Some(buf[..n].to_vec()))
     }
 }

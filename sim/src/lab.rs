@@ -2,7 +2,6 @@
 //! small script (`labs/*/lab.txt`) on a virtual clock. See `labs/README.md`
 //! for the language.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -95,6 +94,12 @@ pub struct Lab {
     last_sent: u64,
     last_received: u64,
     expires: Vec<u64>,
+    /// Packets delivered to each host's applications, with the virtual
+    /// time (ms) they arrived at, for the traffic generator.
+    arrived: Vec<Vec<(u64, Vec<u8>)>>,
+    /// Round trips (ms) of the last ping/udp: min, average, max.
+    last_rtt: Option<(u64, f64, u64)>,
+    last_duplicates: u64,
     dir: PathBuf,
     /// Print each report line as it is made (a served lab is interactive).
     echo: bool,
@@ -136,6 +141,9 @@ pub struct RunOpts {
     pub serve: Option<PathBuf>,
     /// Print report lines as they are made.
     pub echo: bool,
+    /// Write every counter as JSON to this file when the lab ends (also
+    /// when it fails).
+    pub counters_json: Option<PathBuf>,
 }
 
 /// Why a lab stopped.
@@ -175,6 +183,9 @@ impl Lab {
             last_sent: 0,
             last_received: 0,
             expires: Vec::new(),
+            arrived: Vec::new(),
+            last_rtt: None,
+            last_duplicates: 0,
             dir: dir.to_path_buf(),
             echo: false,
             serving: None,
@@ -266,9 +277,9 @@ impl Lab {
     /// the directory of the sockets) and waits for a line on
     /// standard input, serving the sockets meanwhile (time stands still);
     /// otherwise does nothing.
-    fn pause(&mut self, text: &str) {
+    fn pause(&mut self, text: &str) -> Result<(), String> {
         if self.serving.is_none() {
-            return;
+            return Ok(());
         }
         let dir = self
             .serving
@@ -278,6 +289,10 @@ impl Lab {
         self.say(format!("paused: {}", text.replace("{serve}", &dir)));
         self.say("(press Enter to go on)");
         let _ = self.read_line();
+        if self.serving.as_ref().is_some_and(|sv| sv.stopped) {
+            return Err("interrupted (SIGINT or SIGTERM)".to_string());
+        }
+        Ok(())
     }
 
     /// Creates host `name`'s PF_KEY socket when serving.
@@ -404,6 +419,13 @@ impl Lab {
     /// Delivers frames until the network is quiet, advancing the virtual
     /// clock to frames that are delayed.
     fn settle(&mut self) {
+        self.run_network(None);
+    }
+
+    /// Delivers frames as they fall due, advancing the virtual clock to
+    /// each, until the network is quiet or (with `until`) the clock would
+    /// pass `until`, where it then stands.
+    fn run_network(&mut self, until: Option<u64>) {
         for _ in 0..1_000_000 {
             let mut work: Vec<(usize, usize, Vec<u8>)> = Vec::new();
             for l in &mut self.links {
@@ -421,24 +443,40 @@ impl Lab {
                     .flat_map(|l| [l.ab.next_due(), l.ba.next_due()])
                     .flatten()
                     .min();
-                match next {
-                    Some(t) if t > self.now_ms => {
+                match (next, until) {
+                    (Some(t), Some(u)) if t > u => {
+                        self.now_ms = self.now_ms.max(u);
+                        return;
+                    }
+                    (Some(t), _) if t > self.now_ms => {
                         self.now_ms = t;
                         continue;
                     }
-                    Some(_) => continue,
-                    None => return,
+                    (Some(_), _) => continue,
+                    (None, Some(u)) => {
+                        self.now_ms = self.now_ms.max(u);
+                        return;
+                    }
+                    (None, None) => return,
                 }
             }
             for (h, i, frame) in work {
                 let now = self.now();
                 let mut ex = Vec::new();
                 let tx = self.hosts[h].input(i, &frame, now, &mut ex);
+                self.stamp(h);
                 self.flush_host(h);
                 self.expire_to_monitors(h, ex);
                 self.transmit(h, tx);
             }
         }
+    }
+
+    /// Moves what host `h` just received into `arrived`, stamped now.
+    fn stamp(&mut self, h: usize) {
+        let now = self.now_ms;
+        let got = std::mem::take(&mut self.hosts[h].inbox);
+        self.arrived[h].extend(got.into_iter().map(|p| (now, p)));
     }
 
     fn advance(&mut self, ms: u64) {
@@ -488,50 +526,89 @@ impl Lab {
             return;
         };
         let ident = 0x5157;
-        let mut received = 0u64;
-        let mut rtt_total = 0u64;
+        // Send times by sequence number; replies matched to them (ICMP
+        // sequence, or the datagram's number in its first 8 bytes).
+        let mut sent_at: Vec<u64> = Vec::with_capacity(count as usize);
+        let mut answered = vec![false; count as usize];
+        let (mut received, mut duplicates) = (0u64, 0u64);
+        let mut rtts: Vec<u64> = Vec::new();
         for seq in 1..=count {
-            let payload = vec![(seq & 0xff) as u8; size];
+            let mut payload = vec![(seq & 0xff) as u8; size];
+            if udp_port.is_some() && size >= 8 {
+                payload[..8].copy_from_slice(&seq.to_be_bytes());
+            }
             let pkt = match udp_port {
                 None => stack::icmp_echo_request(src, to, ident, seq as u16, &payload),
                 Some(p) => stack::udp_datagram(src, to, 40000, p, &payload),
             };
-            let start = self.now_ms;
+            sent_at.push(self.now_ms);
             let now = self.now();
             let mut ex = Vec::new();
             let tx = self.hosts[from].send(pkt, now, &mut ex);
+            self.stamp(from);
             self.flush_host(from);
             self.expire_to_monitors(from, ex);
             self.transmit(from, tx);
-            // interval 0: a burst, all in flight together (so a link can
-            // reorder them); otherwise each packet is answered first.
-            if interval > 0 || seq == count {
+            // Packets leave on schedule, `interval` apart, whatever is in
+            // flight (interval 0: a burst, all in flight together, so a
+            // link can reorder them); after the last, the network settles.
+            if seq == count {
                 self.settle();
+            } else if interval > 0 {
+                let next = sent_at[0] + seq * interval;
+                self.run_network(Some(next));
             }
-            let inbox = std::mem::take(&mut self.hosts[from].inbox);
-            for p in inbox {
-                let got = match (stack::classify(&p), udp_port) {
+            for (at, p) in std::mem::take(&mut self.arrived[from]) {
+                let n = match (stack::classify(&p), udp_port) {
                     (
                         Some(Reply::Echo {
                             ident: i, seq: s, ..
                         }),
                         None,
-                    ) => i == ident && u64::from(s) == seq,
-                    (Some(Reply::Udp { sport, .. }), Some(port)) => sport == port,
-                    _ => false,
+                    ) if i == ident => {
+                        // The 16-bit sequence of the newest packet it
+                        // can be.
+                        let base = seq & !0xffff;
+                        let n = base | u64::from(s);
+                        Some(if n > seq { n.wrapping_sub(0x10000) } else { n })
+                    }
+                    (Some(Reply::Udp { sport, tag, .. }), Some(port)) if sport == port => {
+                        tag.filter(|_| size >= 8)
+                    }
+                    _ => None,
                 };
-                if got {
+                // Datagrams too short to carry a number count as replies.
+                let Some(n) = n.or((udp_port.is_some() && size < 8).then_some(0)) else {
+                    continue;
+                };
+                if n == 0 {
                     received += 1;
-                    rtt_total += self.now_ms - start;
+                    continue;
                 }
+                let Some(k) = usize::try_from(n - 1).ok().filter(|&k| k < answered.len()) else {
+                    continue;
+                };
+                if answered[k] {
+                    duplicates += 1;
+                    continue;
+                }
+                answered[k] = true;
+                received += 1;
+                rtts.push(at.saturating_sub(sent_at.get(k).copied().unwrap_or(at)));
             }
             self.flush_traces();
-            self.now_ms += interval;
         }
         self.last_sent = count;
         self.last_received = received;
+        self.last_duplicates = duplicates;
+        self.last_rtt = match (rtts.iter().min(), rtts.iter().max()) {
+            (Some(&lo), Some(&hi)) => {
+                Some((lo, rtts.iter().sum::<u64>() as f64 / rtts.len() as f64, hi))
+            }
+            _ => None,
+        };
+        let name = self.hosts[from].name.clone();
         if udp_port == Some(9) {
-            let name = self.hosts[from].name.clone();
             self.say(format!(
                 "udp {name} -> {to} port 9 (discard): {count} sent, no replies expected"
             ));
@@ -542,16 +619,34 @@ impl Lab {
         } else {
             "ping"
         };
-        let avg = if received > 0 {
-            rtt_total as f64 / received as f64
+        let lost = count.saturating_sub(received);
+        let dups = if duplicates > 0 {
+            format!(", {duplicates} duplicates")
         } else {
-            0.0
+            String::new()
         };
-        let name = self.hosts[from].name.clone();
+        let rtt = match self.last_rtt {
+            Some((lo, avg, hi)) => {
+                format!(", round trip min/avg/max {lo}/{avg:.1}/{hi} ms (virtual)")
+            }
+            None => String::new(),
+        };
         self.say(format!(
-            "{what} {name} -> {to}: {count} sent, {received} received, {} lost, average round trip {avg:.1} ms (virtual)",
-            count - received
+            "{what} {name} -> {to}: {count} sent, {received} received, {lost} lost{dups}{rtt}"
         ));
+    }
+
+    /// Every counter as one JSON document (see [`crate::counters`]).
+    pub fn counters_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "time_ms": self.now_ms,
+            "hosts": self.hosts.iter().map(crate::counters::host).collect::<Vec<_>>(),
+            "links": self
+                .links
+                .iter()
+                .map(|l| crate::counters::link(&l.name, l.ab.counters(), l.ba.counters()))
+                .collect::<Vec<_>>(),
+        })
     }
 
     fn summary(&mut self) {
@@ -629,7 +724,12 @@ impl Lab {
         };
         let (what, got, want) = match words {
             ["received", n] => ("received", self.last_received, num(n)?),
-            ["lost", n] => ("lost", self.last_sent - self.last_received, num(n)?),
+            ["lost", n] => (
+                "lost",
+                self.last_sent.saturating_sub(self.last_received),
+                num(n)?,
+            ),
+            ["duplicates", n] => ("duplicates", self.last_duplicates, num(n)?),
             ["expires", host, n] => ("EXPIRE messages", self.expires[self.host(host)?], num(n)?),
             ["drops", host, reason, n] => {
                 let r = DropReason::ALL
@@ -732,7 +832,11 @@ pub fn run_with(
     lab.echo = opts.echo;
     if let Some(d) = &opts.serve {
         let setup = || -> std::io::Result<Serving> {
-            std::fs::create_dir_all(d)?;
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(d)?;
             Ok(Serving {
                 dir: d.clone(),
                 listeners: Vec::new(),
@@ -752,8 +856,27 @@ pub fn run_with(
             }
         }
     }
+    let r = run_script(&mut lab, script, loader, trace);
+    if let Some(p) = &opts.counters_json {
+        let text = format!("{:#}\n", lab.counters_json());
+        if let Err(e) = std::fs::write(p, text) {
+            let msg = format!("{}: {e}", p.display());
+            return Err((lab.report.clone(), LabError { line: 0, msg }));
+        }
+    }
+    match r {
+        Ok(()) => Ok(lab.report.clone()),
+        Err(e) => Err((lab.report.clone(), e)),
+    }
+}
+
+fn run_script(
+    lab: &mut Lab,
+    script: &str,
+    loader: &mut dyn KeyLoader,
+    trace: bool,
+) -> Result<(), LabError> {
     let mut lines = script.lines().enumerate().peekable();
-    let err = |lab: &Lab, line: usize, msg: String| (lab.report.clone(), LabError { line, msg });
     while let Some((n, raw)) = lines.next() {
         let line_no = n + 1;
         let words: Vec<&str> = raw.split_whitespace().collect();
@@ -774,13 +897,19 @@ pub fn run_with(
         }
         if cmd == "pause" {
             let text = raw.trim_start().trim_start_matches("pause").trim();
-            lab.pause(text);
+            if let Err(msg) = lab.pause(text) {
+                return Err(LabError { line: line_no, msg });
+            }
             continue;
         }
-        if let Err(msg) = exec(&mut lab, loader, trace, &words, raw, &block) {
-            return Err(err(&lab, line_no, msg));
+        if let Err(msg) = exec(lab, loader, trace, &words, raw, &block) {
+            return Err(LabError { line: line_no, msg });
         }
         lab.pump(Duration::ZERO);
+        if lab.serving.as_ref().is_some_and(|sv| sv.stopped) {
+            let msg = "interrupted (SIGINT or SIGTERM)".to_string();
+            return Err(LabError { line: line_no, msg });
+        }
     }
     // Keys for Wireshark next to every capture (0600: they hold keys).
     let caps: Vec<PathBuf> = lab
@@ -815,12 +944,10 @@ pub fn run_with(
         let failed = lab.interact(loader, trace);
         if failed > 0 {
             let msg = format!("{failed} command(s) typed after the script failed");
-            return Err((lab.report.clone(), LabError { line: 0, msg }));
+            return Err(LabError { line: 0, msg });
         }
     }
-    let mut out = String::new();
-    let _ = write!(out, "{}", lab.report);
-    Ok(out)
+    Ok(())
 }
 
 impl Lab {
@@ -925,6 +1052,7 @@ fn exec(
             lab.monitors.push(mon);
             lab.keysocks.push(key);
             lab.expires.push(0);
+            lab.arrived.push(Vec::new());
             lab.hosts.push(h);
             lab.serve_host(name)?;
         }
@@ -1004,6 +1132,15 @@ fn exec(
                     "count" => count = v.parse().map_err(|_| "count N")?,
                     "size" => size = v.parse().map_err(|_| "size BYTES")?,
                     "interval" => interval = duration_ms(v).ok_or("interval DURATION")?,
+                    "rate" => {
+                        // Packets per second on the virtual clock.
+                        let r: u64 = v
+                            .parse()
+                            .ok()
+                            .filter(|r| (1..=1000).contains(r))
+                            .ok_or("rate N: packets per second, 1 to 1000")?;
+                        interval = 1000 / r;
+                    }
                     w => return Err(format!("unknown {cmd} option {w}")),
                 }
                 i += 2;
@@ -1055,6 +1192,14 @@ fn exec(
             });
         }
         "expect" => lab.expect(&words[1..])?,
+        "counters" => match words.get(1) {
+            None => lab.summary(),
+            Some(&"json") => {
+                let j = lab.counters_json().to_string();
+                lab.say(j);
+            }
+            Some(w) => return Err(format!("counters [json], not {w}")),
+        },
         "say" => {
             let text = raw.trim_start().trim_start_matches("say").trim();
             lab.say(text);

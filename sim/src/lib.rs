@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod counters;
 pub mod daemon;
 pub mod host;
 pub mod keysock;

@@ -931,8 +931,27 @@ pub fn udp_datagram(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &
 /// `len` is the echo data or UDP payload length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Echo { ident: u16, seq: u16, len: usize },
-    Udp { sport: u16, dport: u16, len: usize },
+    Echo {
+        ident: u16,
+        seq: u16,
+        len: usize,
+    },
+    /// `tag`: the payload's first 8 bytes (big-endian), where the traffic
+    /// generator numbers its datagrams.
+    Udp {
+        sport: u16,
+        dport: u16,
+        len: usize,
+        tag: Option<u64>,
+    },
+}
+
+/// The first 8 bytes of `payload` as the traffic generator's number.
+pub fn udp_tag(payload: &[u8]) -> Option<u64> {
+    payload
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
 }
 
 /// What a packet delivered to a host is, for the traffic generator: an
@@ -956,6 +975,7 @@ pub fn classify(packet: &[u8]) -> Option<Reply> {
                 sport: u.sport,
                 dport: u.dport,
                 len: u.payload.len(),
+                tag: udp_tag(u.payload),
             })
         }
         _ => None,
@@ -1453,7 +1473,8 @@ mod tests {
                 Some(Reply::Udp {
                     sport: 7,
                     dport: 5000,
-                    len: 12
+                    len: 12,
+                    tag: Some(u64::from_be_bytes(*b"hello wo")),
                 })
             );
             assert_eq!(
@@ -1947,7 +1968,7 @@ mod tests {
             prop_assert_eq!(classify(&r), Some(Reply::Echo { ident, seq, len: payload.len() }));
             let u = service(&udp_datagram(s, d, 4000, 7, &payload)).unwrap();
             assert_checksums(&u);
-            prop_assert_eq!(classify(&u), Some(Reply::Udp { sport: 7, dport: 4000, len: payload.len() }));
+            prop_assert_eq!(classify(&u), Some(Reply::Udp { sport: 7, dport: 4000, len: payload.len(), tag: udp_tag(&payload) }));
         }
     }
 

@@ -39,6 +39,10 @@ enum Cmd {
         /// standard input until end of input or `quit`.
         #[arg(long, value_name = "DIR")]
         serve: Option<PathBuf>,
+        /// When the lab ends, write every counter (hosts, SAs, links) as
+        /// JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        counters_json: Option<PathBuf>,
     },
     /// Run simulated hosts on the wall clock with real links: UDP (qemu
     /// `-netdev dgram` format), TAP devices, in-process pipes. Commands
@@ -416,6 +420,7 @@ fn main() -> ExitCode {
             trace,
             dir,
             serve,
+            counters_json,
         } => {
             let script = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -427,7 +432,12 @@ fn main() -> ExitCode {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             // A served lab is interactive: its lines are printed as they come.
             let echo = serve.is_some();
-            let opts = sim::lab::RunOpts { trace, serve, echo };
+            let opts = sim::lab::RunOpts {
+                trace,
+                serve,
+                echo,
+                counters_json,
+            };
             match sim::lab::run_with(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, &opts) {
                 Ok(report) => {
                     if !echo {
