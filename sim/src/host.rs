@@ -52,6 +52,9 @@ pub struct Host {
     pub ifaces: Vec<Iface>,
     /// Next hop for destinations no interface is on-link for.
     pub gateway: Option<IpAddr>,
+    /// Next hop for IPv6 destinations when `gateway` is IPv4 (and the
+    /// other way round): a host may have one of each family.
+    pub gateway_other: Option<IpAddr>,
     /// Forward packets addressed to others (a gateway).
     pub forwarding: bool,
     /// SA options the SADB does not carry (ESN).
@@ -79,6 +82,7 @@ impl Host {
             engine: Engine::new(),
             ifaces: Vec::new(),
             gateway: None,
+            gateway_other: None,
             forwarding: false,
             sa_options: SaOptions::default(),
             policy: Vec::new(),
@@ -129,11 +133,15 @@ impl Host {
         out
     }
 
-    fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
+    /// The interface and next hop for `dst`: on-link, else the gateway.
+    pub fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
         if let Some(i) = self.ifaces.iter().position(|i| i.on_link(dst)) {
             return Some((i, dst));
         }
-        let gw = self.gateway?;
+        let gw = [self.gateway, self.gateway_other]
+            .into_iter()
+            .flatten()
+            .find(|g| g.is_ipv4() == dst.to_canonical().is_ipv4())?;
         self.ifaces
             .iter()
             .position(|i| i.on_link(gw))
@@ -142,7 +150,7 @@ impl Host {
 
     /// The outbound SAs that protect a packet from `src` to `dst` with
     /// upper-layer protocol `proto`: (ESP, AH), either may be absent.
-    fn select(&self, src: IpAddr, dst: IpAddr, proto: u8) -> (Option<SaId>, Option<SaId>) {
+    pub fn select(&self, src: IpAddr, dst: IpAddr, proto: u8) -> (Option<SaId>, Option<SaId>) {
         let mut esp = None;
         let mut ah = None;
         for (id, sa) in self.ks.sadb().iter() {

@@ -4,6 +4,7 @@
 //! socket (the `sadbd` binary), optionally journaled to a state file
 //! ([`journal`]); [`client`] is the other end.
 
+pub mod bench;
 pub mod client;
 pub mod counters;
 pub mod daemon;
@@ -12,7 +13,9 @@ pub mod journal;
 pub mod keysock;
 pub mod lab;
 pub mod link;
+pub mod live;
 pub mod nat;
+pub mod netio;
 pub mod policy;
 pub mod stack;
 pub mod vclock;

@@ -77,6 +77,10 @@ pub struct Iface {
     pub name: String,
     pub mac: Mac,
     pub addrs: Vec<(IpAddr, u8)>,
+    /// Prefixes this interface answers ARP and neighbour solicitations
+    /// for on behalf of hosts behind it (proxy ARP/ND, RFC 1027; RFC 4861
+    /// 7.2.8), never for an address of the asker.
+    pub proxy: Vec<(IpAddr, u8)>,
     /// Resolved neighbours (keys canonical: IPv4-mapped IPv6 as IPv4).
     neighbours: BTreeMap<IpAddr, Mac>,
     /// Packets waiting for a neighbour's MAC, oldest first.
@@ -110,6 +114,7 @@ impl Iface {
             name: name.to_string(),
             mac,
             addrs,
+            proxy: Vec::new(),
             neighbours: BTreeMap::new(),
             pending: BTreeMap::new(),
             counters: IfaceCounters::default(),
@@ -138,6 +143,16 @@ impl Iface {
             let (a, p) = canonical_prefix(a, p);
             in_prefix(a, p, ip)
         })
+    }
+
+    /// Whether this interface answers for `ip` on behalf of another host.
+    pub fn proxies(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        !self.owns(ip)
+            && self.proxy.iter().any(|&(a, p)| {
+                let (a, p) = canonical_prefix(a, p);
+                in_prefix(a, p, ip)
+            })
     }
 
     /// The MAC learned for `ip`, if any.
@@ -352,11 +367,12 @@ impl Iface {
         let sender = IpAddr::V4(Ipv4Addr::from(spa));
         let target = IpAddr::V4(Ipv4Addr::from(tpa));
         let to_us = self.owns(target);
+        let proxied = sender != target && self.proxies(target);
         // RFC 826: update a known sender; add it when the message is for us.
         if !spa.iter().all(|&b| b == 0) && !self.owns(sender) && (to_us || self.wants(sender)) {
             self.learn(sender, sha, tx);
         }
-        if op == ARP_REQUEST && to_us {
+        if op == ARP_REQUEST && (to_us || proxied) {
             self.counters.arp_replies += 1;
             tx.push(self.arp_frame(ARP_REPLY, sha, tpa, sha, spa));
         }
@@ -407,10 +423,10 @@ impl Iface {
                 if src.is_unspecified() && (opts.slla.is_some() || !is_solicited_node(dst)) {
                     return;
                 }
-                if !self.owns(t) {
+                let s = IpAddr::V6(src).to_canonical();
+                if !self.owns(t) && (s == t || !self.proxies(t)) {
                     return;
                 }
-                let s = IpAddr::V6(src).to_canonical();
                 if !src.is_unspecified() && !self.owns(s) {
                     if let Some(mac) = opts.slla {
                         self.learn(s, mac, tx);
@@ -418,6 +434,12 @@ impl Iface {
                 }
                 // A solicitation from the unspecified address is duplicate
                 // address detection: defend our address to all nodes.
+                // A proxy never defends an address (DAD is the owner's)
+                // and never overrides the owner's entry (RFC 4861 7.2.8).
+                let proxied = !self.owns(t);
+                if proxied && src.is_unspecified() {
+                    return;
+                }
                 let (na_dst, eth_dst, flags) = if src.is_unspecified() {
                     (
                         Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
@@ -428,7 +450,11 @@ impl Iface {
                     (
                         src,
                         opts.slla.unwrap_or(eth_src),
-                        NA_SOLICITED | NA_OVERRIDE,
+                        if proxied {
+                            NA_SOLICITED
+                        } else {
+                            NA_SOLICITED | NA_OVERRIDE
+                        },
                     )
                 };
                 if let Some(frame) = self.advertisement(target, na_dst, eth_dst, flags) {
@@ -1956,5 +1982,47 @@ mod tests {
             .unwrap()
             .header();
         assert_eq!(icmp.checksum, icmp.icmp_type.calc_checksum(b"abc"));
+    }
+
+    /// A gateway's inner interface answers ARP and neighbour solicitations
+    /// for the prefix it serves (proxy ARP/ND), so a host that believes
+    /// the whole prefix is on-link sends it the packets; never for the
+    /// asker's own address, nor for addresses outside the prefix.
+    #[test]
+    fn proxy_answers_arp_and_nd_for_served_prefixes() {
+        let kernel = Iface::new("ns", Iface::mac_for(1), vec![(A4, 16), (A6, 48)]);
+        let mut gw = Iface::new("gw", Iface::mac_for(2), vec![(B4, 24), (B6, 64)]);
+        gw.proxy = vec![
+            (IpAddr::V4(Ipv4Addr::new(10, 0, 9, 0)), 24),
+            ("2001:db8:0:9::".parse().unwrap(), 64),
+        ];
+        let mut k = Host::new(kernel);
+        let mut g = Host::new(gw);
+        let far4 = IpAddr::V4(Ipv4Addr::new(10, 0, 9, 7));
+        let far6: IpAddr = "2001:db8:0:9::7".parse().unwrap();
+        for far in [far4, far6] {
+            let p = icmp_echo_request(if far.is_ipv4() { A4 } else { A6 }, far, 1, 1, b"x");
+            let tx = k.iface.output(p, far);
+            pump(&mut k, &mut g, tx);
+            assert_eq!(k.iface.neighbour(far), Some(Iface::mac_for(2)), "{far}");
+            // The packet waiting for resolution went to the proxy.
+            assert!(g.inbox.iter().any(|p| parse_ip(p).unwrap().dst == far));
+        }
+        assert!(g.iface.proxies(far4) && !g.iface.proxies(B4));
+        // Outside the served prefixes: no answer.
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 8, 7));
+        let tx = k
+            .iface
+            .output(icmp_echo_request(A4, other, 1, 1, b"x"), other);
+        pump(&mut k, &mut g, tx);
+        assert_eq!(k.iface.neighbour(other), None);
+        // Never for the asker's own address (a duplicate-address probe).
+        g.iface.proxy.push((A4, 16));
+        let probe = {
+            let mut k2 = Iface::new("ns2", Iface::mac_for(3), vec![(A4, 16)]);
+            k2.output(icmp_echo_request(A4, A4, 1, 1, b"x"), A4)
+        };
+        let (tx, _) = g.iface.input(&probe[0]);
+        assert!(tx.is_empty(), "no proxy answer for the asker itself");
     }
 }
