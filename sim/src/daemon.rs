@@ -33,8 +33,10 @@ pub struct DaemonConfig {
     pub tick: Duration,
     /// Also admit clients of this group (the socket is then mode 0660).
     pub group: Option<Gid>,
-    /// Messages queued for one slow client before further ones are dropped;
-    /// the client is then told how many it lost (an ENOBUFS notice).
+    /// Messages queued for one slow client before further broadcasts to it
+    /// are dropped (it is then told how many it lost, an ENOBUFS notice)
+    /// and its own requests wait unread; answers to its requests are never
+    /// dropped.
     pub queue_limit: usize,
     /// Keep virtual time, moved only by clients (`sim clock advance`).
     pub virtual_clock: bool,
@@ -303,7 +305,10 @@ impl Server {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
         }
         for c in &self.conns {
-            let mut ev = PollFlags::POLLIN;
+            let mut ev = PollFlags::empty();
+            if c.queue.len() < self.queue_limit {
+                ev |= PollFlags::POLLIN;
+            }
             if !c.queue.is_empty() {
                 ev |= PollFlags::POLLOUT;
             }
@@ -333,7 +338,11 @@ impl Server {
         for (i, c) in self.conns.iter_mut().enumerate() {
             let ev = revents[i + nx + nl];
             if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-                loop {
+                // Backpressure: a client with a full queue is not read
+                // until it drains it, so the answers to its own requests
+                // (a DUMP of any size) are never lost, only delayed, and a
+                // client that never reads cannot make them pile up.
+                while c.queue.len() < self.queue_limit || !ev.contains(PollFlags::POLLIN) {
                     match recv(c.fd.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
                         Ok(0) => {
                             closed.push(i);
@@ -342,11 +351,13 @@ impl Server {
                         Ok(n) => {
                             let svc = c.svc;
                             if let Some(s) = services.get_mut(svc) {
-                                out.extend(
-                                    s.write(c.sock, &self.buf[..n], now)
-                                        .into_iter()
-                                        .map(|o| (svc, o)),
-                                );
+                                for o in s.write(c.sock, &self.buf[..n], now) {
+                                    if o.to == c.sock {
+                                        c.queue.push_back(o.bytes);
+                                    } else {
+                                        out.push((svc, o));
+                                    }
+                                }
                             }
                         }
                         Err(Errno::EAGAIN) => break,

@@ -320,3 +320,55 @@ fn a_slow_monitor_is_told_what_it_lost() {
     adder.send(&add(0x9999, 9999)).expect("send");
     assert_eq!(recv(&adder).errno, 0);
 }
+
+/// A DUMP far larger than the queue limit reaches a client that reads, in
+/// full and without an overflow notice; a client that sends DUMPs and
+/// never reads stalls only itself.
+#[test]
+fn a_dump_larger_than_the_queue_limit_is_never_cut() {
+    let d = start(&["--queue-limit", "16"]);
+    let adder = connect(&d.path);
+    for i in 0..500u32 {
+        adder.send(&add(0x20000 + i, i + 1)).expect("send");
+        assert_eq!(recv(&adder).errno, 0);
+    }
+    // A client that asks for many dumps and never reads them.
+    let stuck = connect(&d.path);
+    let dump = |seq| {
+        Message::new(MsgType::Dump, sadb::pfkey::satype::ESP, seq, 77)
+            .emit(Dialect::Illumos)
+            .expect("emit")
+    };
+    for seq in 1..=20 {
+        if stuck.send(&dump(seq)).is_err() {
+            break;
+        }
+    }
+    let reader = connect(&d.path);
+    reader.send(&dump(1)).expect("send");
+    let (mut entries, mut last) = (0, false);
+    while let Some(b) = reader.recv(Some(Duration::from_secs(5))).expect("recv") {
+        let m = Message::parse(&b, Dialect::Illumos).expect("well-formed");
+        assert_eq!(m.msg_type, MsgType::Dump, "no overflow notice: {m:?}");
+        assert_eq!(m.errno, 0);
+        if m.sa().is_none() {
+            last = true; // "Dump succeeded"
+            break;
+        }
+        entries += 1;
+    }
+    assert!(last, "the dump ended");
+    assert_eq!(entries, 500, "every SA");
+    // The daemon still answers others promptly.
+    adder.send(&add(0x9999, 9999)).expect("send");
+    assert_eq!(recv(&adder).errno, 0);
+    // The stuck client gets its answers too once it reads.
+    let mut got = 0;
+    while let Some(b) = stuck.recv(Some(Duration::from_millis(500))).expect("recv") {
+        let m = Message::parse(&b, Dialect::Illumos).expect("well-formed");
+        if m.msg_type == MsgType::Dump && m.errno == 0 {
+            got += 1;
+        }
+    }
+    assert!(got >= 500, "at least its first dump arrived whole: {got}");
+}

@@ -28,8 +28,9 @@ struct Args {
     /// Also admit members of this group (socket mode 0660 instead of 0600).
     #[arg(long)]
     group: Option<String>,
-    /// Messages kept for a client that does not read before it loses some
-    /// (it is then sent an ENOBUFS notice saying how many).
+    /// Messages kept for a client that does not read: beyond it, broadcasts
+    /// to it are lost (it is then sent an ENOBUFS notice saying how many)
+    /// and its own requests wait unread; replies are never lost.
     #[arg(long, default_value_t = 65536)]
     queue_limit: usize,
     /// Keep virtual time, starting now and moved only by `sim clock advance
