@@ -41,6 +41,12 @@ use serde_json::Value;
 
 /// Echo requests each side sends per case.
 const PINGS: u64 = 3;
+/// The guest's NAT-T port. Not 4500, as if a NAT had mapped it: the two
+/// ends' ports differ, so each side must put its own and the peer's
+/// port the right way round on both SAs (illumos's nat_lport/nat_rport
+/// are this host's and the peer's; Linux's encap sport/dport follow the
+/// SA's direction).
+const GUEST_NATT_PORT: u16 = 4501;
 
 const G4: &str = "192.0.2.2";
 const S4: &str = "192.0.2.1";
@@ -124,7 +130,8 @@ struct Case {
     v6: bool,
     alg: Alg,
     tunnel: bool,
-    /// ESP in UDP 4500 (RFC 3948) on both sides.
+    /// ESP in UDP (RFC 3948): the simulator on port 4500, the guest on
+    /// [`GUEST_NATT_PORT`].
     natt: bool,
     /// SPI of guest -> simulator; the way back is `spi + 1`.
     spi: u32,
@@ -271,7 +278,11 @@ impl Case {
                 if side == Side::Sim && !self.tunnel {
                     let _ = write!(l, " nat_rem {g}");
                 }
-                l.push_str(" nat_lport 4500 nat_rport 4500");
+                let (lport, rport) = match side {
+                    Side::Guest => (GUEST_NATT_PORT, 4500),
+                    Side::Sim => (4500, GUEST_NATT_PORT),
+                };
+                let _ = write!(l, " nat_lport {lport} nat_rport {rport}");
             }
             let _ = writeln!(l, " {}", self.alg.words(d));
             out.push_str(&l);
@@ -342,15 +353,14 @@ fn guest_script(cases: &[Case]) -> String {
          dmesg -n 1 2>/dev/null\n\
          ip() { /usr/sbin/ip \"$@\"; }\n\
          echo \"@@INFO kernel $(uname -r)\"\n\
-         # NAT-T: Linux opens ESP in UDP only on a socket marked for it.\n\
-         /bin/udp-encap 4500 &\n\
-         sleep 0.2\n\
          # inbound_packets SRC DST PROTO SPI: what the SA opened so far\n\
          inbound_packets() {\n\
          \tip -s xfrm state get src \"$1\" dst \"$2\" proto \"$3\" spi \"$4\" 2>/dev/null |\n\
          \t\tsed -n 's/^[ \\t]*[0-9]*(bytes), \\([0-9]*\\)(packets).*/\\1/p' | head -n 1\n\
          }\n",
     );
+    // NAT-T: Linux opens ESP in UDP only on a socket marked for it.
+    let _ = writeln!(s, "/bin/udp-encap {GUEST_NATT_PORT} &\nsleep 0.2");
     for c in cases {
         let (g, sim) = c.outer();
         let (gping, sping) = c.ends();
@@ -447,6 +457,31 @@ fn parse_ip_xfrm(lines: &[&str]) -> BTreeMap<u32, Count> {
     out
 }
 
+/// `ip -s xfrm state` output: SPI -> the UDP ports of its encapsulation
+/// ("encap type espinudp sport 4500 dport 4501 addr 0.0.0.0").
+fn parse_ip_encap(lines: &[&str]) -> BTreeMap<u32, (u16, u16)> {
+    let mut out = BTreeMap::new();
+    let mut spi = None;
+    for l in lines {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let after = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1));
+        if let Some(s) = after("spi") {
+            spi = s
+                .trim_start_matches("0x")
+                .split('(')
+                .next()
+                .and_then(|h| u32::from_str_radix(h, 16).ok());
+        }
+        if w.first() == Some(&"encap") {
+            let port = |k| after(k).and_then(|p| p.parse().ok());
+            if let (Some(s), Some(sp), Some(dp)) = (spi, port("sport"), port("dport")) {
+                out.insert(s, (sp, dp));
+            }
+        }
+    }
+    out
+}
+
 /// `ipseckey --json dump` output: SPI -> the current lifetime.
 fn parse_ipseckey_json(lines: &[&str]) -> BTreeMap<u32, Count> {
     let mut out = BTreeMap::new();
@@ -484,6 +519,111 @@ fn sim_count(counters: &Value, host: &str, spi: u32) -> Option<Count> {
         packets: n("packets_out") + n("packets_in"),
         bytes: n("bytes_out") + n("bytes_in"),
     })
+}
+
+/// How the frames of one SPI crossed the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Wire {
+    esp: u64,
+    /// ESP in UDP (RFC 3948) between the two NAT-T ports.
+    esp_udp: u64,
+    ah: u64,
+}
+
+/// Frames per SPI in an Ethernet pcap: ESP, ESP in UDP between ports
+/// 4500 and [`GUEST_NATT_PORT`] (either way), and AH
+/// directly behind an IPv4 or IPv6 header (what this test sends).
+fn wire_frames(pcap: &[u8]) -> Result<BTreeMap<u32, Wire>, String> {
+    let mut out: BTreeMap<u32, Wire> = BTreeMap::new();
+    let mut r = pcap_file::pcap::PcapReader::new(pcap).map_err(|e| e.to_string())?;
+    while let Some(pkt) = r.next_packet() {
+        let pkt = pkt.map_err(|e| e.to_string())?;
+        let f = &pkt.data[..];
+        let Some(et) = f.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            continue;
+        };
+        let (proto, l4) = match (et, f.get(14)) {
+            (0x0800, Some(v)) => (f.get(23).copied(), 14 + usize::from(v & 0x0f) * 4),
+            (0x86dd, Some(_)) => (f.get(20).copied(), 14 + 40),
+            _ => continue,
+        };
+        let be32 = |o: usize| {
+            f.get(o..o + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let be16 = |o: usize| f.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        match proto {
+            Some(50) => {
+                if let Some(spi) = be32(l4) {
+                    out.entry(spi).or_default().esp += 1;
+                }
+            }
+            Some(51) => {
+                if let Some(spi) = be32(l4 + 4) {
+                    out.entry(spi).or_default().ah += 1;
+                }
+            }
+            Some(17)
+                if matches!(
+                    (be16(l4), be16(l4 + 2)),
+                    (Some(4500), Some(GUEST_NATT_PORT)) | (Some(GUEST_NATT_PORT), Some(4500))
+                ) =>
+            {
+                // A zero "SPI" is IKE's non-ESP marker (RFC 3948 2.2).
+                if let Some(spi) = be32(l4 + 8).filter(|&s| s != 0) {
+                    out.entry(spi).or_default().esp_udp += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// What case `c`'s SAs must have put on the wire, per SPI: every packet
+/// either SA counted, in the case's encapsulation and no other.
+fn expected_wire(c: &Case) -> Wire {
+    let n = 2 * PINGS;
+    match (c.alg.proto(), c.natt) {
+        ("ah", _) => Wire {
+            ah: n,
+            ..Wire::default()
+        },
+        (_, true) => Wire {
+            esp_udp: n,
+            ..Wire::default()
+        },
+        _ => Wire {
+            esp: n,
+            ..Wire::default()
+        },
+    }
+}
+
+/// Wireshark's reading of the capture, when tshark is installed: frames
+/// per ESP or AH SPI (it decodes UDP 4500 as ESP by itself).
+fn tshark_spis(pcap: &Path) -> Option<BTreeMap<u32, u64>> {
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-e", "esp.spi", "-e", "ah.spi"])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        for f in l.split('\t').filter(|f| !f.is_empty()) {
+            // "0x00000101" (or a list when a frame has two headers).
+            for v in f.split(',') {
+                if let Ok(spi) = u32::from_str_radix(v.trim().trim_start_matches("0x"), 16) {
+                    *out.entry(spi).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 /// What Linux counts as an SA's bytes, from what the simulator counts.
@@ -647,6 +787,10 @@ fn write_private(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).expect("key file");
 }
 
+/// One SA's counters: (SPI, `ip -s xfrm state`, `ipseckey --json dump`,
+/// the simulator).
+type SaCounts = (u32, Option<Count>, Option<Count>, Option<Count>);
+
 /// What one case gave.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -654,7 +798,9 @@ struct Outcome {
     sim_ping: Option<u64>,
     guest_ping: Option<u64>,
     /// Per SPI: (ip -s xfrm, ipseckey --json dump, simulator).
-    sas: Vec<(u32, Option<Count>, Option<Count>, Option<Count>)>,
+    sas: Vec<SaCounts>,
+    /// Per SPI: the guest SA's ESP-in-UDP (source, destination) ports.
+    encap: BTreeMap<u32, (u16, u16)>,
     errors: Vec<String>,
 }
 
@@ -707,7 +853,7 @@ fn run_case(
         .find_map(|l| l.strip_prefix(&pings))
         .and_then(|n| n.trim().parse().ok());
     let keys_rc = format!("@@KEYS {} rc=0", c.name);
-    if !vm.console.iter().any(|l| *l == keys_rc) {
+    if !vm.console.contains(&keys_rc) {
         o.errors.push(format!(
             "ipseckey --kernel={} -f failed in the guest: {}",
             c.kernel,
@@ -726,6 +872,7 @@ fn run_case(
     }
     let ip = parse_ip_xfrm(&block(&vm.console, c.name, "@X|"));
     let js = parse_ipseckey_json(&block(&vm.console, c.name, "@J|"));
+    o.encap = parse_ip_encap(&block(&vm.console, c.name, "@X|"));
     for spi in [c.spi, c.spi + 1] {
         o.sas.push((
             spi,
@@ -750,6 +897,26 @@ fn judge(c: &Case, o: &Outcome) -> Vec<String> {
         errs.push(format!(
             "guest -> simulator: {:?} of {PINGS} echo replies",
             o.guest_ping
+        ));
+    }
+    if c.natt {
+        // Guest to simulator from the guest's port to 4500; the way back,
+        // as Linux keeps an inbound SA, from the simulator's port.
+        for (spi, want) in [
+            (c.spi, (GUEST_NATT_PORT, 4500)),
+            (c.spi + 1, (4500, GUEST_NATT_PORT)),
+        ] {
+            if o.encap.get(&spi) != Some(&want) {
+                errs.push(format!(
+                    "SA 0x{spi:x}: Linux encap ports {:?}, expected {want:?}",
+                    o.encap.get(&spi)
+                ));
+            }
+        }
+    } else if !o.encap.is_empty() {
+        errs.push(format!(
+            "UDP encapsulation where none was asked: {:?}",
+            o.encap
         ));
     }
     for (spi, ip, js, sim) in &o.sas {
@@ -786,11 +953,18 @@ fn judge(c: &Case, o: &Outcome) -> Vec<String> {
     errs
 }
 
-fn table(cases: &[Case], outcomes: &[Option<Outcome>]) -> String {
+fn table(cases: &[Case], outcomes: &[Option<Outcome>], wire: &BTreeMap<u32, Wire>) -> String {
     let mut t = format!(
-        "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13}  verdict\n",
-        "case", "kernel", "SA", "dir", "ping>", "ping<", "Linux pk/B", "sim pk/B"
+        "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  verdict\n",
+        "case", "kernel", "SA", "dir", "ping>", "ping<", "Linux pk/B", "sim pk/B", "wire"
     );
+    let on_wire = |spi: &u32| match wire.get(spi) {
+        Some(w) if w.esp_udp > 0 && w.esp + w.ah == 0 => format!("{} udp", w.esp_udp),
+        Some(w) if w.esp > 0 && w.esp_udp + w.ah == 0 => format!("{} esp", w.esp),
+        Some(w) if w.ah > 0 && w.esp + w.esp_udp == 0 => format!("{} ah", w.ah),
+        Some(_) => "mixed".into(),
+        None => "-".into(),
+    };
     let show = |c: &Option<Count>| match c {
         Some(c) => format!("{}/{}", c.packets, c.bytes),
         None => "-".into(),
@@ -800,7 +974,10 @@ fn table(cases: &[Case], outcomes: &[Option<Outcome>]) -> String {
             let _ = writeln!(t, "{:<22} {:<6} not run", c.name, c.kernel);
             continue;
         };
-        let verdict = if judge(c, o).is_empty() {
+        let wire_ok = [c.spi, c.spi + 1]
+            .iter()
+            .all(|s| wire.get(s).copied().unwrap_or_default() == expected_wire(c));
+        let verdict = if judge(c, o).is_empty() && wire_ok {
             "ok"
         } else {
             "MISMATCH"
@@ -809,7 +986,7 @@ fn table(cases: &[Case], outcomes: &[Option<Outcome>]) -> String {
             let ping = |p: Option<u64>| p.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 t,
-                "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13}  {}",
+                "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  {}",
                 if k == 0 { c.name } else { "" },
                 if k == 0 { c.kernel } else { "" },
                 format!("0x{spi:x}"),
@@ -826,6 +1003,7 @@ fn table(cases: &[Case], outcomes: &[Option<Outcome>]) -> String {
                 },
                 show(ip),
                 show(sim),
+                on_wire(spi),
                 if k == 0 { verdict } else { "" },
             );
         }
@@ -884,6 +1062,11 @@ fn counters_are_read_from_ip_and_ipseckey_output() {
         })
     );
     assert_eq!(m.get(&0x100), Some(&Count::default()));
+    let enc = [
+        "\tproto esp spi 0x00000901(2305) reqid 0(0x00000000) mode transport",
+        "\tencap type espinudp sport 4500 dport 4501 addr 0.0.0.0",
+    ];
+    assert_eq!(parse_ip_encap(&enc).get(&0x901), Some(&(4500, 4501)));
     let js = r#"{"type":"DUMP","sa":{"spi":"0x101"},"lifetime":{"current":{"allocations":6,"bytes":384,"addtime":1,"usetime":2}}}"#;
     assert_eq!(
         parse_ipseckey_json(&[js]).get(&0x101),
@@ -987,7 +1170,45 @@ fn linux_ipsec_interoperates_with_a_simulated_host() {
     let (status, seconds) = vm.finish(Duration::from_secs(60));
     let console = vm.console.join("\n");
     let sim_ok = sim.stop();
-    let t = table(&cases, &outcomes);
+    // The wire, as the simulator captured it (written when it exits).
+    let pcap_path = work.join("wire.pcap");
+    let wire = std::fs::read(&pcap_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| wire_frames(&b))
+        .unwrap_or_else(|e| {
+            errs.push(format!("{}: {e}", pcap_path.display()));
+            BTreeMap::new()
+        });
+    for (c, o) in cases.iter().zip(&outcomes) {
+        if o.is_none() {
+            continue;
+        }
+        for spi in [c.spi, c.spi + 1] {
+            let got = wire.get(&spi).copied().unwrap_or_default();
+            if got != expected_wire(c) {
+                errs.push(format!(
+                    "{}: SA 0x{spi:x} on the wire: {got:?}, expected {:?}",
+                    c.name,
+                    expected_wire(c)
+                ));
+            }
+        }
+    }
+    match tshark_spis(&pcap_path) {
+        Some(ws) => {
+            for (spi, w) in &wire {
+                let n = w.esp + w.esp_udp + w.ah;
+                if ws.get(spi).copied().unwrap_or(0) != n {
+                    errs.push(format!(
+                        "SPI 0x{spi:x}: tshark sees {:?} frames, this test's reader {n}",
+                        ws.get(spi)
+                    ));
+                }
+            }
+        }
+        None => eprintln!("note: tshark not found: the capture was read by this test only"),
+    }
+    let t = table(&cases, &outcomes, &wire);
     eprintln!("{t}");
     if !all_done || status != Some(0) {
         errs.push(format!("the guest did not finish (status {status:?})"));
