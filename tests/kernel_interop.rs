@@ -216,6 +216,17 @@ fn cases() -> Vec<Case> {
             true,
             0xa00,
         ),
+        // IPv6 NAT-T: tunnel mode only (the simulator, as illumos, takes
+        // IPv4 NAT-T original addresses only, and transport mode wants one).
+        c(
+            "esp6-natt-tunnel-cbc-sha1",
+            "pfkey",
+            true,
+            Alg::CbcSha1,
+            true,
+            true,
+            0xb00,
+        ),
     ]
 }
 
