@@ -105,6 +105,15 @@ pub fn encap(tf: &Transform, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), Dr
     let integ = tf.integ.as_deref().ok_or(DropReason::Malformed)?;
     let icv = integ.icv_len();
     let inner = layout(pkt.data()).ok_or(DropReason::Malformed)?;
+    let (outer_v6, outer_len) = match tf.tunnel {
+        Some(t) if t.dst.is_ipv6() => (true, 40),
+        Some(_) => (false, 20),
+        None => (inner.v6, 0),
+    };
+    let grown = pkt.len() + outer_len + ah_len(icv, outer_v6);
+    if !crate::packet::fits_ip_length(grown, outer_v6) {
+        return Err(DropReason::NoRoom);
+    }
     let (v6, off, next) = match tf.tunnel {
         Some(t) => {
             let v6 = t.dst.is_ipv6();

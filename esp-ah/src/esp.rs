@@ -151,6 +151,16 @@ pub fn encap(
     let block = cipher.block_len().max(4);
     let pad = (block - (payload + 2) % block) % block;
     let icv = tf.icv_len();
+    let (outer_v6, outer_len) = match tf.tunnel {
+        Some(t) if t.dst.is_ipv6() => (true, 40),
+        Some(_) => (false, 20),
+        None => (inner.v6, 0),
+    };
+    let natt_len = if tf.natt.is_some() { UDP_HDR } else { 0 };
+    let grown = pkt.len() + outer_len + natt_len + ESP_HDR + iv.len() + pad + 2 + icv;
+    if !crate::packet::fits_ip_length(grown, outer_v6) {
+        return Err(DropReason::NoRoom);
+    }
     pkt.push_back(pad + 2 + icv)
         .map_err(|_| DropReason::NoRoom)?;
     {

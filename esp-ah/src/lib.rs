@@ -44,7 +44,8 @@ pub enum DropReason {
     Dummy,
     /// A NAT-T keepalive (RFC 3948 2.3), discarded by design.
     Keepalive,
-    /// The buffer had no room for the headers and trailers.
+    /// The buffer had no room for the headers and trailers, or the
+    /// protected packet would not fit IP's 16-bit length field.
     NoRoom,
 }
 

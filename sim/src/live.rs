@@ -963,6 +963,19 @@ fn duration(s: &str) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(secs))
 }
 
+/// The time between packets at `rate` packets per second, if that is a
+/// rate: positive, finite, and not slower than one packet per 10^7 s (the
+/// longest duration; `Duration` itself ends near 10^19 s).
+fn rate_interval(rate: &str) -> Option<Duration> {
+    let r: f64 = rate.parse().ok()?;
+    if !(r.is_finite() && r > 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(1.0 / r)
+        .ok()
+        .filter(|d| d.as_secs_f64() < 1e7)
+}
+
 impl Live {
     /// Opens every port and serves every socket; `loader` runs the
     /// configuration's `keys` blocks.
@@ -1729,12 +1742,8 @@ impl Live {
                 }
                 "interval" => interval = duration(v).ok_or("interval DURATION (10ms, 1s)")?,
                 "rate" => {
-                    let r: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|r: &f64| *r > 0.0 && r.is_finite())
-                        .ok_or("rate PACKETS-PER-SECOND")?;
-                    interval = Duration::from_secs_f64(1.0 / r);
+                    interval = rate_interval(v)
+                        .ok_or("rate PACKETS-PER-SECOND (above 0.0000001: one in 10^7 s)")?
                 }
                 "timeout" => timeout = duration(v).ok_or("timeout DURATION")?,
                 _ => return Err(format!("unknown option {w}; {usage}")),
@@ -2132,6 +2141,15 @@ mod tests {
         assert_eq!(duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(duration("x"), None);
         assert_eq!(duration("-1s"), None);
+    }
+
+    #[test]
+    fn rates_that_are_no_interval_are_refused_not_a_panic() {
+        assert_eq!(rate_interval("1000"), Some(Duration::from_millis(1)));
+        assert_eq!(rate_interval("0.5"), Some(Duration::from_secs(2)));
+        for bad in ["0", "-5", "nan", "inf", "1e400", "1e-20", "0.00000001", "x"] {
+            assert_eq!(rate_interval(bad), None, "{bad}");
+        }
     }
 
     #[test]
