@@ -11,9 +11,12 @@
 //! `SKIPPED: ...` on standard error; with `IPSEC_REQUIRE_VM=1` (set by
 //! `.ci/run` once it has installed qemu) that is a failure instead.
 
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
 
 /// Whether a missing VM must fail the test (CI) instead of skipping it.
 pub fn required() -> bool {
@@ -95,13 +98,25 @@ impl KernelVm {
     /// Makes kernel + initramfs in `out` with `script` as the guest's
     /// /test.sh and `bins` in its /bin. `Err` carries the script's output.
     pub fn build(&self, out: &Path, script: &Path, bins: &[&Path]) -> Result<(), String> {
+        self.build_with(out, script, bins, false)
+    }
+
+    /// [`build`](Self::build), and with `iproute` the host's iproute2 as
+    /// the guest's `/usr/sbin/ip` (for `ip xfrm policy`; call it by that
+    /// full path, busybox's own `ip` has no xfrm).
+    pub fn build_with(
+        &self,
+        out: &Path,
+        script: &Path,
+        bins: &[&Path],
+        iproute: bool,
+    ) -> Result<(), String> {
         let mut c = Command::new("sh");
-        c.arg(self.tools.join("make-initramfs.sh"))
-            .arg("-P")
-            .arg("-s")
-            .arg(script)
-            .arg("-c")
-            .arg(&self.cache);
+        c.arg(self.tools.join("make-initramfs.sh"));
+        if iproute {
+            c.arg("-I");
+        }
+        c.arg("-P").arg("-s").arg(script).arg("-c").arg(&self.cache);
         for b in bins {
             c.arg("-b").arg(b);
         }
@@ -156,6 +171,110 @@ impl KernelVm {
             console,
             seconds,
         })
+    }
+}
+
+/// A VM booting or running: its serial console arrives line by line
+/// (`\r` removed) while the test talks to the guest over the network.
+/// Dropping it kills the VM.
+pub struct RunningVm {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    started: Instant,
+    /// Every console line received so far.
+    pub console: Vec<String>,
+}
+
+impl KernelVm {
+    /// Boots `build` and returns at once; read the console with
+    /// [`RunningVm::wait_for`], end with [`RunningVm::finish`].
+    pub fn spawn(&self, build: &Path, opts: &RunOpts) -> Result<RunningVm, String> {
+        let mut child = Command::new("sh")
+            .arg(self.tools.join("run-vm.sh"))
+            .args([
+                "-a",
+                "auto",
+                "-t",
+                &opts.timeout.to_string(),
+                "-n",
+                &opts.net,
+            ])
+            .arg("-k")
+            .arg(&opts.kargs)
+            .arg(build)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // Its own process group: qemu, `timeout` and `tail` go with it.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("run-vm.sh: {e}"))?;
+        let out = child.stdout.take().ok_or("run-vm.sh: no stdout")?;
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l.replace('\r', "")).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(RunningVm {
+            child,
+            lines,
+            started: Instant::now(),
+            console: Vec::new(),
+        })
+    }
+}
+
+impl RunningVm {
+    /// Waits up to `timeout` for a console line `want` accepts and returns
+    /// it; `None` on timeout or when the VM has ended.
+    pub fn wait_for(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            let l = self.lines.recv_timeout(left).ok()?;
+            self.console.push(l.clone());
+            if want(&l) {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    /// Waits for the guest to power off (reading the rest of the console);
+    /// the guest script's status as run-vm.sh gives it, and the seconds
+    /// since the boot started.
+    pub fn finish(&mut self, timeout: Duration) -> (Option<i32>, f64) {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.console.push(l),
+                Err(_) => break,
+            }
+        }
+        // The console has ended; run-vm.sh exits right after.
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s.code(),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(50)),
+                _ => break None,
+            }
+        };
+        (status, self.started.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for RunningVm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // The group this test started (run-vm.sh, timeout, qemu, tail).
+            let pgid = self.child.id() as i32;
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pgid}")])
+                .status();
+            let _ = self.child.wait();
+        }
     }
 }
 

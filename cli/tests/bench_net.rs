@@ -131,8 +131,11 @@ fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     let before = sa_bytes(&b.counters().unwrap(), spi);
     let r = b.iperf(v6, 0, Some(8 << 20)).unwrap();
     // iperf3's receiver total may miss the last bytes in flight when the
-    // test ends; the sender's is what TCP delivered.
-    assert_eq!(r.bytes_sent, 8 << 20, "{r:?}");
+    // test ends; the sender's is what TCP delivered. With -n the sender
+    // stops after the write that reaches n, and its total then can exceed
+    // n by part of a 128 KiB block (seen: +128 KiB, +70 KiB), so the bound
+    // is n and a little more, not n exactly.
+    assert!((8 << 20..=9 << 20).contains(&r.bytes_sent), "{r:?}");
     assert!(
         r.bytes_received > 0 && r.bytes_received <= r.bytes_sent,
         "{r:?}"

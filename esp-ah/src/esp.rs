@@ -259,6 +259,14 @@ pub fn encap(
         }
     }
     fix_lengths(d, v6);
+    if udp != 0 && v6 {
+        // RFC 3948 3.1.1's zero UDP checksum is IPv4's: over IPv6 the
+        // checksum is mandatory (RFC 8200 8.1), and Linux drops ESP in
+        // UDPv6 without one. It covers the ciphertext, so it comes last.
+        if let Some(l) = layout(d) {
+            fix_l4_checksum(d, &l);
+        }
+    }
     Ok(())
 }
 

@@ -203,6 +203,61 @@ fn esp_in_udp_nat_traversal() {
     }
 }
 
+/// The one's complement sum of a UDP datagram in IPv6 with its pseudo
+/// header (RFC 8200 8.1): 0xffff when the checksum is right.
+fn udp6_sum(p: &[u8]) -> u16 {
+    let mut words: Vec<u16> = Vec::new();
+    let plen = &p[4..6];
+    let pseudo: Vec<u8> = [&p[8..40], &[0, 0], plen, &[0, 0, 0, 17]].concat();
+    let body = &p[40..];
+    for chunk in pseudo.chunks(2).chain(body.chunks(2)) {
+        let hi = chunk[0];
+        let lo = chunk.get(1).copied().unwrap_or(0);
+        words.push(u16::from_be_bytes([hi, lo]));
+    }
+    let mut sum: u32 = words.iter().map(|&w| u32::from(w)).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[test]
+fn esp_in_udp_over_ipv6_carries_a_udp_checksum() {
+    // RFC 8200 8.1: no zero UDP checksum over IPv6 (a Linux peer drops
+    // such ESP in UDP). IPv4 keeps RFC 3948's zero.
+    for (os, od, is, id, v6) in [
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8:a::5",
+            "2001:db8:b::9",
+            true,
+        ),
+        ("10.0.0.1", "10.0.0.2", "172.16.1.5", "172.16.2.9", false),
+    ] {
+        let mut spec = SaSpec::esp(0x2100, os, od, EncrAlg::AesGcm16, AuthAlg::None);
+        spec.natt = true;
+        let pfx = |a: &str| if ip(a).is_ipv4() { 24 } else { 64 };
+        spec.tunnel = Some(((ip(is), pfx(is)), (ip(id), pfx(id))));
+        let mut a = Host::new(os);
+        let mut b = Host::new(od);
+        let out_id = a.add(&spec, SaOptions::default());
+        b.add(&spec, SaOptions::default());
+        let clear = udp_packet(is, id, b"checksum me");
+        let wire = a.send(out_id, &clear).expect("send");
+        if v6 {
+            assert_eq!(wire[6], 17, "ESP in UDP");
+            assert_ne!(&wire[46..48], &[0, 0], "a UDP checksum over IPv6");
+            assert_eq!(udp6_sum(&wire), 0xffff, "a right one");
+        } else {
+            assert_eq!(wire[9], 17, "ESP in UDP");
+            assert_eq!(&wire[26..28], &[0, 0], "IPv4: RFC 3948's zero");
+        }
+        assert_eq!(b.receive(&wire).expect("receive"), clear);
+    }
+}
+
 #[test]
 fn ah_every_algorithm_every_mode() {
     for auth in [

@@ -6,8 +6,9 @@
 //! idle lifetimes. [`to_linux`] turns such a request into what Linux
 //! `af_key` understands, or refuses it before anything is sent, naming the
 //! feature the Linux kernel lacks. [`from_linux`] turns Linux's answers back
-//! into the form the printers know. Both are pure: no socket, so they are
-//! tested anywhere.
+//! into the form the printers know. Both are pure (no socket, so they are
+//! tested anywhere) but for one question, [`is_local`]: which addresses
+//! are this machine's, for the direction of NAT-T ports.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -128,6 +129,42 @@ pub fn sha256_note() -> String {
         .to_string()
 }
 
+/// Whether `ip` is one of this machine's addresses (loopback included).
+/// illumos gives an SA its direction this way (an SA to a local address
+/// is inbound); Linux SAs have none, so the NAT-T ports need it.
+pub fn is_local(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    if ip.is_loopback() {
+        return true;
+    }
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addrs.into_iter().any(|a| {
+        a.address.as_ref().and_then(|s| {
+            s.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        }) == Some(ip)
+    })
+}
+
+/// illumos's NAT-T ports, (this host's, the peer's) as `nat_lport` and
+/// `nat_rport` say whatever the SA's direction, in Linux's order: the
+/// encapsulating UDP header's (source, destination) on the SA's own way
+/// from src to dst. An inbound SA (`dst_is_local`) has the peer's port as
+/// its source: Linux compares an inbound SA's `encap_sport` with the
+/// source port of every packet it opens and reports a new NAT mapping
+/// when they differ (`esp_input_done2`). The swap is its own inverse:
+/// the same call turns Linux's order back into illumos's.
+pub fn natt_linux_order<T>(loc_rem: (T, T), dst_is_local: bool) -> (T, T) {
+    if dst_is_local {
+        (loc_rem.1, loc_rem.0)
+    } else {
+        loc_rem
+    }
+}
+
 /// The NAT-T ports of an illumos request: (sport, dport) of the packets
 /// this SA covers, from nat_lport/nat_rport (4500 when not given).
 fn natt_ports(msg: &Message) -> Option<(u16, u16)> {
@@ -141,7 +178,13 @@ fn natt_ports(msg: &Message) -> Option<(u16, u16)> {
             .filter(|p| *p != 0)
             .unwrap_or(NATT_PORT)
     };
-    Some((port(ExtKind::AddressNattLoc), port(ExtKind::AddressNattRem)))
+    let inbound = msg
+        .address(ExtKind::AddressDst)
+        .is_some_and(|d| is_local(d.addr.ip));
+    Some(natt_linux_order(
+        (port(ExtKind::AddressNattLoc), port(ExtKind::AddressNattRem)),
+        inbound,
+    ))
 }
 
 /// An illumos-style request as Linux `af_key` wants it, or the feature it
@@ -310,7 +353,7 @@ pub fn from_linux(m: &Message) -> Option<Message> {
         out.reserved = Diagnostic::SaNotfound.code();
     }
     let mut extra_flags = 0u64;
-    let mut natt = Vec::new();
+    let (mut sport, mut dport) = (None, None);
     let mut encr_alg = None;
     for e in &m.exts {
         match e {
@@ -328,16 +371,11 @@ pub fn from_linux(m: &Message) -> Option<Message> {
                 }
             }
             Extension::NatTPort(k, port) => {
-                let (kind, flag) = if *k == ExtKind::NatTSport {
-                    (ExtKind::AddressNattLoc, flags::X_NATT_LOC)
+                if *k == ExtKind::NatTSport {
+                    sport = Some(*port);
                 } else {
-                    (ExtKind::AddressNattRem, flags::X_NATT_REM)
-                };
-                extra_flags |= flag;
-                natt.push(Extension::Address(
-                    kind,
-                    Address::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port, 0),
-                ));
+                    dport = Some(*port);
+                }
             }
             // af_key reports the selector's source as PROXY whenever it
             // differs from the SA's source, even when it is "any".
@@ -378,12 +416,30 @@ pub fn from_linux(m: &Message) -> Option<Message> {
             }
         }
     }
+    if sport.is_some() || dport.is_some() {
+        // Back to this host's port and the peer's (see natt_linux_order).
+        let inbound = out
+            .address(ExtKind::AddressDst)
+            .is_some_and(|d| is_local(d.addr.ip));
+        let (loc, rem) = natt_linux_order((sport, dport), inbound);
+        for (kind, flag, port) in [
+            (ExtKind::AddressNattLoc, flags::X_NATT_LOC, loc),
+            (ExtKind::AddressNattRem, flags::X_NATT_REM, rem),
+        ] {
+            if let Some(port) = port {
+                extra_flags |= flag;
+                out.exts.push(Extension::Address(
+                    kind,
+                    Address::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port, 0),
+                ));
+            }
+        }
+    }
     if extra_flags != 0 {
         if let Some(sa) = out.sa_mut() {
             sa.flags |= extra_flags;
         }
     }
-    out.exts.extend(natt);
     Some(out)
 }
 
@@ -506,6 +562,63 @@ mod tests {
             t.msg.address(ExtKind::AddressSrc).unwrap().addr.ip,
             "::".parse::<IpAddr>().unwrap()
         );
+    }
+
+    /// An ESP ADD from `src` to `dst` with nat_lport 4501, nat_rport 4500.
+    fn natt_add(src: &str, dst: &str) -> Message {
+        let mut sa = esp(12, 3);
+        sa.flags = flags::X_NATT_LOC | flags::X_NATT_REM;
+        let port_only =
+            |k, p| Extension::Address(k, Address::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p, 0));
+        Message::new(MsgType::Add, satype::ESP, 7, 99)
+            .with(sa)
+            .with(Extension::Address(
+                ExtKind::AddressDst,
+                Address::new(dst.parse().unwrap(), 0, 0),
+            ))
+            .with(Extension::Address(
+                ExtKind::AddressSrc,
+                Address::new(src.parse().unwrap(), 0, 0),
+            ))
+            .with(port_only(ExtKind::AddressNattLoc, 4501))
+            .with(port_only(ExtKind::AddressNattRem, 4500))
+    }
+
+    #[test]
+    fn natt_ports_follow_the_sa_direction_on_linux() {
+        // illumos: nat_lport is this host's port, nat_rport the peer's,
+        // whatever the direction. Linux: the SA's UDP source and
+        // destination, so an inbound SA (to this machine) has the peer's
+        // port as its source. 127.0.0.1 is local everywhere; TEST-NET-2
+        // is nobody's.
+        for (src, dst, linux) in [
+            ("198.51.100.2", "127.0.0.1", (4500, 4501)),
+            ("127.0.0.1", "198.51.100.2", (4501, 4500)),
+        ] {
+            let t = to_linux(&natt_add(src, dst)).unwrap();
+            let bytes = t.msg.emit(Dialect::Linux).unwrap();
+            let l = Message::parse(&bytes, Dialect::Linux).unwrap();
+            let port = |k| match l.ext(k) {
+                Some(Extension::NatTPort(_, p)) => *p,
+                other => panic!("{k:?}: {other:?}"),
+            };
+            assert_eq!(
+                (port(ExtKind::NatTSport), port(ExtKind::NatTDport)),
+                linux,
+                "{src} -> {dst}"
+            );
+            // Read back: this host's port and the peer's again.
+            let back = from_linux(&l).unwrap();
+            let p = |k| back.address(k).map(|a| a.addr.port);
+            assert_eq!(
+                (p(ExtKind::AddressNattLoc), p(ExtKind::AddressNattRem)),
+                (Some(4501), Some(4500)),
+                "{src} -> {dst}"
+            );
+        }
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+        assert!(is_local("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_local("198.51.100.2".parse().unwrap()));
     }
 
     #[test]

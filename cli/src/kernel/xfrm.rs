@@ -40,7 +40,9 @@ use sadb::pfkey::{
 use sadb::Diagnostic;
 use zeroize::Zeroize;
 
-use super::linux::{common_refusals, errno_to_illumos, unmap, Refusal, NATT_PORT};
+use super::linux::{
+    common_refusals, errno_to_illumos, is_local, natt_linux_order, unmap, Refusal, NATT_PORT,
+};
 use super::{open_error, KernelKind};
 use crate::transport::Transport;
 
@@ -324,10 +326,15 @@ pub fn sa_request(msg: &Message) -> Result<ModifyMessage, Refusal> {
                 .filter(|p| *p != 0)
                 .unwrap_or(NATT_PORT)
         };
+        // This host's port and the peer's, as the SA's (source, destination).
+        let (encap_sport, encap_dport) = natt_linux_order(
+            (port(ExtKind::AddressNattLoc), port(ExtKind::AddressNattRem)),
+            is_local(dst.addr.ip),
+        );
         nlas.push(XfrmAttrs::EncapsulationTemplate(EncapTmpl {
             encap_type: UDP_ENCAP_ESPINUDP,
-            encap_sport: port(ExtKind::AddressNattLoc),
-            encap_dport: port(ExtKind::AddressNattRem),
+            encap_sport,
+            encap_dport,
             encap_oa: XAddress::default(),
         }));
     }
@@ -497,9 +504,13 @@ pub fn sa_message(
         Address::new(ip_of(&info.id.daddr, fam), dport, proto),
     ));
     if let Some(t) = encap {
+        let (loc, rem) = natt_linux_order(
+            (t.encap_sport, t.encap_dport),
+            is_local(ip_of(&info.id.daddr, fam)),
+        );
         for (kind, port) in [
-            (ExtKind::AddressNattLoc, t.encap_sport),
-            (ExtKind::AddressNattRem, t.encap_dport),
+            (ExtKind::AddressNattLoc, loc),
+            (ExtKind::AddressNattRem, rem),
         ] {
             m.exts.push(Extension::Address(
                 kind,
@@ -1133,6 +1144,57 @@ mod tests {
         let s = parse_state(&msgs[0].body).unwrap();
         scrub(&mut sa.nlas);
         sa_message(MsgType::Get, m.seq, m.pid, &s.user_sa_info, &s.nlas)
+    }
+
+    #[test]
+    fn natt_ports_follow_the_sa_direction_in_the_encap_template() {
+        // nat_lport 4501 (this host), nat_rport 4500 (the peer): an SA to
+        // this machine carries packets from the peer's port to ours.
+        for (dst, want) in [("127.0.0.1", (4500, 4501)), ("198.51.100.2", (4501, 4500))] {
+            let mut m = add(EncrAlg::AesCbc, AuthAlg::HmacSha1, &[1; 16], &[2; 20]);
+            m.exts.retain(|e| {
+                !matches!(
+                    e,
+                    Extension::Address(ExtKind::AddressDst | ExtKind::AddressSrc, _)
+                )
+            });
+            let peer = if dst == "127.0.0.1" {
+                "198.51.100.2"
+            } else {
+                "127.0.0.1"
+            };
+            for (k, ip, port) in [
+                (ExtKind::AddressDst, dst, 0),
+                (ExtKind::AddressSrc, peer, 0),
+                (ExtKind::AddressNattLoc, "0.0.0.0", 4501),
+                (ExtKind::AddressNattRem, "0.0.0.0", 4500),
+            ] {
+                m.exts.push(Extension::Address(
+                    k,
+                    Address::new(ip.parse().unwrap(), port, 0),
+                ));
+            }
+            if let Some(sa) = m.sa_mut() {
+                sa.flags |= flags::X_NATT_LOC | flags::X_NATT_REM;
+            }
+            let t = sa_request(&m).unwrap();
+            let tmpl = t
+                .nlas
+                .iter()
+                .find_map(|n| match n {
+                    XfrmAttrs::EncapsulationTemplate(t) => Some(*t),
+                    _ => None,
+                })
+                .expect("an encap template");
+            assert_eq!((tmpl.encap_sport, tmpl.encap_dport), want, "to {dst}");
+            let back = round_trip(&m);
+            let p = |k| back.address(k).map(|a| a.addr.port);
+            assert_eq!(
+                (p(ExtKind::AddressNattLoc), p(ExtKind::AddressNattRem)),
+                (Some(4501), Some(4500)),
+                "to {dst}"
+            );
+        }
     }
 
     #[test]
