@@ -8,6 +8,7 @@ use sadb::pfkey::{Address, ExtKind, Extension, Key, Message, MsgType, SaExt};
 use sadb::KeyMaterial;
 
 pub mod alloc;
+pub mod e2e_mode;
 pub mod esp;
 pub mod machine;
 pub mod pfkey_mode;

@@ -3,7 +3,8 @@
 //! PF_KEY sustain. A table on a terminal, JSON with `--json`.
 //!
 //!     ipsec-bench esp [--algs LIST] [--sizes LIST]
-//!     ipsec-bench ah | sadb [-n N] | pfkey [-n N] | e2e | all
+//!     ipsec-bench ah | sadb [-n N] | pfkey [-n N] | all
+//!     ipsec-bench e2e [--algs LIST] [--modes LIST] [--seconds S]   (root)
 //!     (each with --reps N --warmup S --time S --threads N --json)
 
 use std::io::{IsTerminal, Write};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ipsec_benches::alloc::CountingAlloc;
+use ipsec_benches::e2e_mode::{self, E2eResult};
 use ipsec_benches::esp::{self, PathResult, Proto, Suite};
 use ipsec_benches::machine::Machine;
 use ipsec_benches::pfkey_mode::{self, PfkeyResult, Runner};
@@ -47,7 +49,8 @@ struct Common {
     #[arg(long, global = true, default_value = "0.1", value_name = "SECONDS", value_parser = seconds)]
     time: Duration,
     /// Threads running the same measurement at once, each on its own SAs
-    /// (esp, ah, sadb lookups; pfkey: client connections).
+    /// (esp, ah, sadb lookups; pfkey: client connections; e2e: queues per
+    /// TAP, each served by its own thread, and iperf3 streams).
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
     /// Print one JSON object instead of tables.
@@ -65,10 +68,57 @@ enum Mode {
     Sadb(CountArgs),
     /// PF_KEY ADDs per second through the simulator's socket, and `ipseckey -f` of N SAs.
     Pfkey(PfkeyArgs),
-    /// The TAP bench's iperf3 throughput per algorithm (needs root and the TAP bench).
-    E2e,
-    /// esp, ah, sadb and pfkey in turn (e2e when it is available).
+    /// The TAP bench's iperf3 TCP throughput per algorithm beside the
+    /// no-SA baseline (needs root, TAP, iperf3).
+    E2e(E2eArgs),
+    /// esp, ah, sadb and pfkey in turn, then e2e when it can run here.
     All(AllArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct E2eArgs {
+    /// Algorithms, comma-separated: aes-gcm (AES-128-GCM), aes-cbc-sha1
+    /// (AES-128-CBC + HMAC-SHA1), ah-sha1, null-sha1 (ESP NULL encryption
+    /// with HMAC-SHA1: framing and integrity, no cipher), clear (no SA:
+    /// the baseline) [default: aes-gcm,aes-cbc-sha1,null-sha1,clear].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = e2e_alg)]
+    algs: Vec<sim::bench::Alg>,
+    /// tunnel (simulated gateways in front of two LANs) or transport
+    /// (bump-in-the-stack hosts), comma-separated [default: tunnel].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = e2e_mode_name)]
+    modes: Vec<sim::bench::Mode>,
+    /// Seconds of iperf3 per run.
+    #[arg(long, value_name = "S", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    seconds: u32,
+    /// IP version of the namespaces' traffic: 4 or 6.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(4..=6))]
+    family: u8,
+    /// The namespaces' MTU.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(1280..=9000))]
+    mtu: u16,
+    /// The SAs' replay window in packets (0: none).
+    #[arg(long, default_value_t = 64)]
+    replay: u8,
+    /// The sim program (default: the one next to ipsec-bench).
+    #[arg(long, value_name = "PATH", value_parser = program)]
+    sim: Option<PathBuf>,
+    /// The ipseckey program that keys the bench (default: next to ipsec-bench).
+    #[arg(long, value_name = "PATH", value_parser = program)]
+    ipseckey: Option<PathBuf>,
+}
+
+fn e2e_alg(s: &str) -> Result<sim::bench::Alg, String> {
+    sim::bench::Alg::parse(s.trim()).ok_or_else(|| {
+        format!("unknown e2e algorithm `{s}` (aes-gcm, aes-cbc-sha1, ah-sha1, null-sha1, clear)")
+    })
+}
+
+fn e2e_mode_name(s: &str) -> Result<sim::bench::Mode, String> {
+    match s.trim() {
+        "tunnel" => Ok(sim::bench::Mode::Tunnel),
+        "transport" => Ok(sim::bench::Mode::Transport),
+        _ => Err(format!("unknown e2e mode `{s}` (tunnel, transport)")),
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -132,6 +182,9 @@ struct AllArgs {
     /// The ipseckey program to time (default: the one next to ipsec-bench).
     #[arg(long, value_name = "PATH", value_parser = program)]
     ipseckey: Option<PathBuf>,
+    /// Seconds of iperf3 per e2e run.
+    #[arg(long, value_name = "S", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    seconds: u32,
 }
 
 fn seconds_or_zero(s: &str) -> Result<Duration, String> {
@@ -186,8 +239,6 @@ fn count(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-const E2E_MISSING: &str = "e2e needs the TAP bench (issue 6), which is not in this build: no end-to-end numbers were measured";
-
 /// Everything measured, for `--json`.
 #[derive(Serialize, Default)]
 struct Report {
@@ -202,7 +253,7 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pfkey: Option<PfkeyResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    e2e: Option<E2e>,
+    e2e: Option<E2eOut>,
 }
 
 #[derive(Serialize)]
@@ -213,10 +264,12 @@ struct SettingsOut {
     threads: usize,
 }
 
+/// The e2e results, or why there are none.
 #[derive(Serialize)]
-struct E2e {
-    available: bool,
-    reason: &'static str,
+#[serde(untagged)]
+enum E2eOut {
+    Measured(E2eResult),
+    Missing { available: bool, reason: String },
 }
 
 /// The progress bar: on a terminal only; elsewhere one plain line per mode.
@@ -316,9 +369,62 @@ fn runner(given: &Option<PathBuf>) -> Runner {
     }
 }
 
+/// Finds a program next to this one.
+fn next_to_me(name: &str) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("where is ipsec-bench: {e}"))?;
+    let p = me.with_file_name(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "no {name} program next to ipsec-bench ({}): build it (cargo build --release -p ipseckey) or give --{name} PATH",
+            p.display()
+        ))
+    }
+}
+
+/// The e2e plan, or why e2e cannot run here (said before anything is
+/// measured).
+fn e2e_plan(a: &E2eArgs) -> Result<e2e_mode::Plan, String> {
+    let missing = |e: String| format!("e2e: {e}; no end-to-end numbers were measured");
+    e2e_mode::preflight().map_err(|e| missing(format!("the TAP bench cannot run here: {e}")))?;
+    let sim = match &a.sim {
+        Some(p) => p.clone(),
+        None => next_to_me("sim").map_err(missing)?,
+    };
+    let ipseckey = match &a.ipseckey {
+        Some(p) => p.clone(),
+        None => next_to_me("ipseckey").map_err(missing)?,
+    };
+    if !matches!(a.family, 4 | 6) {
+        return Err(missing("--family is 4 or 6".to_string()));
+    }
+    Ok(e2e_mode::Plan {
+        modes: if a.modes.is_empty() {
+            vec![sim::bench::Mode::Tunnel]
+        } else {
+            a.modes.clone()
+        },
+        algs: if a.algs.is_empty() {
+            e2e_mode::DEFAULT_ALGS.to_vec()
+        } else {
+            a.algs.clone()
+        },
+        seconds: a.seconds,
+        v6: a.family == 6,
+        mtu: a.mtu,
+        replay: a.replay,
+        sim,
+        ipseckey,
+    })
+}
+
 fn run(mode: &Mode, set: &Settings, json: bool) -> Result<(), String> {
     let plan = match mode {
-        Mode::E2e => return Err(E2E_MISSING.into()),
+        Mode::E2e(a) => Plan {
+            e2e: Some(Ok(e2e_plan(a)?)),
+            ..Plan::default()
+        },
         Mode::Esp(a) => Plan {
             esp: Some((suites(Proto::Esp, &a.algs), sizes(&a.sizes))),
             ..Plan::default()
@@ -340,7 +446,16 @@ fn run(mode: &Mode, set: &Settings, json: bool) -> Result<(), String> {
             ah: Some((Suite::default_ah(), sizes(&a.sizes))),
             sadb: Some(a.count.unwrap_or(1_000_000)),
             pfkey: Some((a.count.unwrap_or(100_000), runner(&a.ipseckey))),
-            e2e: true,
+            e2e: Some(e2e_plan(&E2eArgs {
+                algs: Vec::new(),
+                modes: Vec::new(),
+                seconds: a.seconds,
+                family: 4,
+                mtu: 1500,
+                replay: 64,
+                sim: None,
+                ipseckey: a.ipseckey.clone(),
+            })),
         },
     };
     let mut report = Report {
@@ -391,12 +506,24 @@ fn run(mode: &Mode, set: &Settings, json: bool) -> Result<(), String> {
         print(pfkey_table(&r));
         report.pfkey = Some(r);
     }
-    if plan.e2e {
-        eprintln!("ipsec-bench: {E2E_MISSING}");
-        report.e2e = Some(E2e {
-            available: false,
-            reason: E2E_MISSING,
-        });
+    match &plan.e2e {
+        Some(Ok(e2e)) => {
+            p.start("e2e", e2e_mode::steps(e2e, set));
+            p.msg(format!("{} s per run", e2e.seconds));
+            let r = e2e_mode::measure(e2e, set, || p.bar.inc(1));
+            p.finish();
+            let r = r?;
+            print(e2e_table(&r));
+            report.e2e = Some(E2eOut::Measured(r));
+        }
+        Some(Err(reason)) => {
+            eprintln!("ipsec-bench: {reason}");
+            report.e2e = Some(E2eOut::Missing {
+                available: false,
+                reason: reason.clone(),
+            });
+        }
+        None => {}
     }
     if json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -411,7 +538,8 @@ struct Plan {
     ah: Option<(Vec<Suite>, Vec<usize>)>,
     sadb: Option<u32>,
     pfkey: Option<(u32, Runner)>,
-    e2e: bool,
+    /// Some: measure e2e (or say why it cannot run).
+    e2e: Option<Result<e2e_mode::Plan, String>>,
 }
 
 fn path_mode(
@@ -582,5 +710,38 @@ fn pfkey_table(r: &PfkeyResult) -> String {
         format!("{:.2} s", r.ipseckey_file.seconds.median)
     );
     s += &format!("  ({})\n\n", r.ipseckey_file.command);
+    s
+}
+
+fn e2e_table(r: &E2eResult) -> String {
+    let mut s = format!(
+        "End to end (TAP bench, root): iperf3 TCP, {} stream{}, {} s per run, {}, MTU {}, {} queue{} per TAP (a thread each), replay window {}\n",
+        r.streams,
+        if r.streams == 1 { "" } else { "s" },
+        r.seconds,
+        if r.family == "ipv6" { "IPv6" } else { "IPv4" },
+        r.mtu,
+        r.queues,
+        if r.queues == 1 { "" } else { "s" },
+        r.replay_window
+    );
+    s += &format!("baseline: {}\n", r.baseline);
+    s += &format!(
+        "{:<10} {:<14} {:>24} {:>12} {:>22}\n",
+        "mode", "algorithm", "Gbit/s", "x baseline", "retransmits"
+    );
+    for row in &r.rows {
+        s += &format!(
+            "{:<10} {:<14} {:>24} {:>12} {:>22}\n",
+            row.mode,
+            row.alg,
+            range(&row.gbps, 2),
+            row.vs_baseline
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".to_string()),
+            range(&row.retransmits, 0)
+        );
+    }
+    s.push('\n');
     s
 }

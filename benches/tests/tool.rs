@@ -187,10 +187,105 @@ fn pfkey_json_adds_through_the_socket_and_ipseckey_f() {
     assert!(cmd.contains("-f FILE") || cmd.contains("library"), "{cmd}");
 }
 
+/// Whether the TAP bench can run here (root, TAP, iperf3, and the sim
+/// and ipseckey programs built next to ipsec-bench); says why not,
+/// loudly, or fails where `IPSEC_REQUIRE_ROOT` is set (CI runs as root).
+fn e2e_can_run(what: &str) -> bool {
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ipsec-bench"));
+    let why = match sim::bench::preflight() {
+        Err(e) => Some(e),
+        Ok(()) => ["sim", "ipseckey"]
+            .iter()
+            .find(|p| !bin.with_file_name(p).is_file())
+            .map(|p| format!("no {p} program next to ipsec-bench (cargo build -p ipseckey)")),
+    };
+    match why {
+        None => true,
+        Some(e) => {
+            let msg = format!("SKIPPED: {what}: {e}");
+            if std::env::var_os("IPSEC_REQUIRE_ROOT").is_some() {
+                panic!("{msg} (IPSEC_REQUIRE_ROOT is set)");
+            }
+            eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
+            false
+        }
+    }
+}
+
+/// The e2e rows: every algorithm asked for, `reps` runs each, medians
+/// inside their ranges, the ratio to the baseline computed from the
+/// medians (none for the baseline itself).
+fn check_e2e(e: &Value, algs: &[&str], reps: usize) {
+    assert_eq!(e["available"], true, "{e}");
+    assert!(
+        e["baseline"].as_str().unwrap().contains("without SAs"),
+        "{e}"
+    );
+    let rows = e["rows"].as_array().expect("rows");
+    let got: Vec<&str> = rows.iter().map(|r| r["alg"].as_str().unwrap()).collect();
+    assert_eq!(got, algs);
+    let clear = rows
+        .iter()
+        .find(|r| r["alg"] == "clear")
+        .map(|r| num(r, "gbps.median"));
+    for r in rows {
+        assert_eq!(r["runs"].as_array().unwrap().len(), reps, "{r}");
+        let g = stat(r, "gbps");
+        assert!(g > 0.01 && g < 1000.0, "{g} Gbit/s: {r}");
+        match (r["alg"].as_str(), clear) {
+            (Some("clear"), _) | (_, None) => assert!(r["vs_baseline"].is_null(), "{r}"),
+            (_, Some(c)) => assert!(close(num(r, "vs_baseline"), g / c, 1e-9), "{r}"),
+        }
+    }
+}
+
+/// The TAP bench's iperf3 per algorithm beside the no-SA baseline, with
+/// two queues per TAP (a thread each) and two streams.
 #[test]
-fn all_runs_every_mode_and_says_e2e_is_missing() {
+fn e2e_measures_each_algorithm_beside_the_baseline() {
+    if !e2e_can_run("ipsec-bench e2e") {
+        return;
+    }
     let v = json(&[
-        "all", "--sizes", "64", "-n", "200", "--reps", "1", "--time", "0.0005", "--warmup", "0",
+        "e2e",
+        "--algs",
+        "aes-gcm,null-sha1,clear",
+        "--seconds",
+        "1",
+        "--reps",
+        "2",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    let e = &v["e2e"];
+    check_e2e(e, &["aes-gcm", "null-sha1", "clear"], 2);
+    assert_eq!(
+        (e["queues"].as_u64(), e["streams"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(e["replay_window"], 64);
+    assert_eq!(v["settings"]["threads"], 2);
+    assert!(v.get("esp").is_none() && v.get("sadb").is_none());
+}
+
+#[test]
+fn all_runs_every_mode_and_e2e_where_it_can() {
+    let e2e = e2e_can_run("ipsec-bench all (its e2e part)");
+    let v = json(&[
+        "all",
+        "--sizes",
+        "64",
+        "-n",
+        "200",
+        "--reps",
+        "1",
+        "--time",
+        "0.0005",
+        "--warmup",
+        "0",
+        "--seconds",
+        "1",
         "--json",
     ]);
     let esp = v["esp"].as_array().unwrap();
@@ -209,7 +304,19 @@ fn all_runs_every_mode_and_says_e2e_is_missing() {
     assert_eq!(v["ah"].as_array().unwrap().len(), 5);
     assert_eq!(v["sadb"]["count"], 200);
     assert_eq!(v["pfkey"]["count"], 200);
-    assert_eq!(v["e2e"]["available"], false);
+    if e2e {
+        check_e2e(
+            &v["e2e"],
+            &["aes-gcm", "aes-cbc-sha1", "null-sha1", "clear"],
+            1,
+        );
+    } else {
+        assert_eq!(v["e2e"]["available"], false);
+        assert!(v["e2e"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no end-to-end numbers"));
+    }
 }
 
 #[test]
@@ -265,13 +372,70 @@ fn bad_options_exit_2_with_a_reason() {
     }
 }
 
+/// Without root, e2e says why and measures nothing (as root, the test
+/// runs it as nobody through setpriv).
 #[test]
-fn e2e_without_the_tap_bench_fails_and_measures_nothing() {
-    let out = bench(&["e2e", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
+fn e2e_without_root_fails_and_measures_nothing() {
+    let bin = env!("CARGO_BIN_EXE_ipsec-bench");
+    let args = ["e2e", "--seconds", "1", "--json"];
+    let out = if nix_is_root() {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+            .args(args)
+            .output();
+        match o {
+            Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("Permission denied") => o,
+            other => {
+                eprintln!(
+                    "\n!!!!!!!! SKIPPED: cannot run ipsec-bench as nobody here ({other:?}) !!!!!!!!\n"
+                );
+                return;
+            }
+        }
+    } else {
+        bench(&args)
+    };
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs the TAP bench"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("needs root"), "{err}");
+    assert!(err.contains("no end-to-end numbers were measured"), "{err}");
+}
+
+fn nix_is_root() -> bool {
+    // The effective uid, from the kernel's view of this process.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn e2e_options_are_checked() {
+    for (args, says) in [
+        (
+            &["e2e", "--algs", "rot13"][..],
+            "unknown e2e algorithm `rot13`",
+        ),
+        (
+            &["e2e", "--modes", "sideways"],
+            "unknown e2e mode `sideways`",
+        ),
+        (&["e2e", "--seconds", "0"], "--seconds"),
+        (
+            &["e2e", "--sim", "/nonexistent/sim"],
+            "/nonexistent/sim: no such program",
+        ),
+    ] {
+        let out = bench(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::lexer::{CommandText, Joiner};
+use crate::lexer::{CommandText, Joiner, MAX_LINE};
 use crate::parse::{parse_command, ParseOpts};
 use crate::run::{Mode, Outcome, Session};
 
@@ -60,7 +60,7 @@ pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = match input.read_until(b'\n', &mut buf) {
+        let n = match read_line_bounded(input, &mut buf, MAX_LINE + 2) {
             Ok(n) => n,
             Err(e) => {
                 let _ = writeln!(s.err, "ipseckey: reading commands: {e}");
@@ -107,6 +107,40 @@ pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead
         }
         if n == 0 {
             return t;
+        }
+    }
+}
+
+/// Reads one line (with its newline) into `buf`, keeping at most `keep`
+/// bytes of it: the rest of an overlong line is read and thrown away, so
+/// input without newlines (`ipseckey < /dev/zero`, a binary file) cannot
+/// use up memory; the line is still reported as too long. Returns the bytes
+/// consumed (0 at end of input).
+pub fn read_line_bounded(
+    input: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..take.min(room)]);
+        input.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
         }
     }
 }

@@ -69,6 +69,24 @@ pub fn tokenize(s: &str) -> Result<Vec<String>, ReadError> {
     Ok(out)
 }
 
+/// Whether a typed line may carry key material, and so must stay out of the
+/// prompt's history (decisions.md front end #13): it names a key keyword,
+/// or has a word that looks like a key (a long hex string, as `shown`
+/// hides in messages), such as a key typed after a misspelt keyword.
+pub fn may_hold_key(line: &str) -> bool {
+    line.contains("authkey")
+        || line.contains("encrkey")
+        || line.split_whitespace().any(|w| {
+            let hex = w
+                .trim_matches('"')
+                .trim_start_matches("0x")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            hex.len() >= 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
+        })
+}
+
 /// Joins physical lines into commands: a backslash right before the end of
 /// a line continues the command on the next one. Comment lines (first
 /// non-blank `#`) and blank lines produce nothing.
@@ -157,6 +175,12 @@ impl Joiner {
         }))
     }
 
+    /// Whether a command is being continued (the last line ended in a
+    /// backslash).
+    pub fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Physical lines read so far.
     pub fn lines(&self) -> usize {
         self.line
@@ -189,6 +213,25 @@ mod tests {
         // A backslash followed by spaces is not a continuation.
         let c = j.push("flush \\ ").unwrap().unwrap();
         assert_eq!(c.tokens, vec!["flush", "\\"]);
+    }
+
+    #[test]
+    fn lines_that_may_hold_keys_stay_out_of_history() {
+        assert!(may_hold_key("add esp spi 1 encrkey 00112233 \\"));
+        assert!(may_hold_key("authkey"));
+        // A key alone on a continuation line, or after a misspelt keyword.
+        assert!(may_hold_key("    bde359723576fdea08e56cbe876e24ad"));
+        assert!(may_hold_key(
+            "encrkye 0x00112233445566778899aabbccddeeff/128"
+        ));
+        assert!(!may_hold_key("get esp spi 0x2112 dst 10.0.0.2"));
+        assert!(!may_hold_key("dump"));
+        let mut j = Joiner::new();
+        assert!(!j.pending());
+        assert_eq!(j.push("add esp spi 1 \\").unwrap(), None);
+        assert!(j.pending());
+        assert!(j.push("dst 10.0.0.1").unwrap().is_some());
+        assert!(!j.pending());
     }
 
     #[test]

@@ -238,12 +238,15 @@ fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
     };
     ed.set_helper(Some(Completion));
     let mut j = Joiner::new();
+    // Whether the command being continued (a line ending in a backslash)
+    // already had a key keyword: its further lines may hold the key.
+    let mut keyed = false;
     loop {
         let prompt = "ipseckey> ";
         match ed.readline(prompt) {
             Ok(line) => {
-                if !line.contains("authkey") && !line.contains("encrkey") && !line.trim().is_empty()
-                {
+                keyed = (keyed && j.pending()) || ipseckey::lexer::may_hold_key(&line);
+                if !keyed && !line.trim().is_empty() {
                     let _ = ed.add_history_entry(line.as_str());
                 }
                 match j.push(&line) {
@@ -264,6 +267,7 @@ fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
             }
             Err(rustyline::error::ReadlineError::Interrupted) => {
                 j = Joiner::new();
+                keyed = false;
             }
             Err(_) => return,
         }

@@ -281,7 +281,7 @@ pub fn parse_key(text: &str, which: &str, warnings: &mut Vec<String>) -> Result<
         Some(b) => {
             let n: usize = b
                 .parse()
-                .map_err(|_| format!("\"{b}\" is not a bit specifier."))?;
+                .map_err(|_| format!("\"{}\" is not a bit specifier.", shown(b)))?;
             if n.div_ceil(4) > digits {
                 return Err(format!("bit length {n} is too big for the {which}."));
             }

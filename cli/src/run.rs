@@ -373,7 +373,10 @@ impl<'a> Session<'a> {
             if m.msg_type != MsgType::Dump || m.pid != self.pid || (m.seq != seq && m.seq != 0) {
                 continue;
             }
-            if m.seq == 0 {
+            // The end of the dump (seq 0), or a refusal of the request
+            // itself (its own seq, errno set: an SA type without an SADB),
+            // which is the only answer there will be.
+            if m.seq == 0 || m.errno != 0 {
                 if m.errno != 0 {
                     let d = Diagnostic::from_code(m.reserved);
                     let e = Errno::from_number(m.errno, Dialect::Illumos)

@@ -524,6 +524,103 @@ sys.exit(0 if os.WEXITSTATUS(status) == 0 else "exit status %d" % os.WEXITSTATUS
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
 }
 
+/// A key typed on a continuation line (the keyword on the line before)
+/// never enters the prompt's history either: going back in history finds
+/// the `get`, not the key.
+#[test]
+fn a_key_on_a_continuation_line_stays_out_of_history() {
+    if Command::new("python3")
+        .arg("-c")
+        .arg("import pty")
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("\n!!!!!!!! SKIPPED: python3 with the pty module is needed to drive a terminal !!!!!!!!\n");
+        return;
+    }
+    let script = r#"
+import os, pty, select, sys, time
+exe = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["TERM"] = "xterm"
+    os.execv(exe, [exe, "--embedded", "-n"])
+buf = b""
+def until(token, timeout=10):
+    global buf
+    end = time.time() + timeout
+    while token not in buf:
+        left = end - time.time()
+        if left <= 0:
+            sys.exit("timed out waiting for %r; got %r" % (token, buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    i = buf.index(token) + len(token)
+    out, buf = buf[:i], buf[i:]
+    return out
+until(b"ipseckey> ")
+os.write(fd, b"add esp spi 0x11 dst 10.0.0.2 encr_alg aes encrkey \\\r")
+time.sleep(0.3)
+os.write(fd, b"00112233445566778899aabbccddeeff\r")
+time.sleep(0.3)
+os.write(fd, b"get esp spi 0x11 dst 10.0.0.2\r")
+until(b"spi=0x11")
+until(b"ipseckey> ")
+# Two steps back: only the get is there to come back.
+time.sleep(0.3)
+os.write(fd, b"\x1b[A\x1b[A\r")
+out = until(b"SA: SADB_ASSOC spi=0x11", 5)
+assert b"0011223344" not in out and b"get esp spi 0x11" in out, out
+os.write(fd, b"quit\r")
+_, status = os.waitpid(pid, 0)
+sys.exit(0 if os.WEXITSTATUS(status) == 0 else "exit status %d" % os.WEXITSTATUS(status))
+"#;
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_ipseckey"))
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+}
+
+/// Input without a newline (`ipseckey < /dev/zero`, a binary file) is
+/// read in bounded memory: the overlong line is reported, not kept. With
+/// the data segment limited to 64 MiB, 256 MiB of one line must not be
+/// held whole.
+#[test]
+fn an_endless_line_is_read_in_bounded_memory() {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -d 65536 && exec \"$0\" --embedded -n")
+        .arg(env!("CARGO_BIN_EXE_ipseckey"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ipseckey");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let chunk = vec![b'x'; 1 << 20];
+    let writer = std::thread::spawn(move || {
+        for _ in 0..256 {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        let _ = stdin.write_all(b"\ndump\n");
+    });
+    let o = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    assert!(o.status.success(), "{:?} {}", o.status, text(&o.stderr));
+    assert_eq!(text(&o.stderr), "ipseckey: Line 1 too big.\n");
+    assert_eq!(text(&o.stdout), "Dump succeeded for SA type 0.\n");
+}
+
 #[test]
 fn json_output_for_get_dump_and_monitor() {
     let input = format!("{ADD}get esp spi 0x2112 dst 10.0.0.2\ndump esp\n");

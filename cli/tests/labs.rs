@@ -195,3 +195,70 @@ fn traffic_generator_rate_and_round_trips() {
     assert_eq!(j["time_ms"], 130, "{j}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Absurd values in a lab script are each one clear error naming their
+/// line: never a panic (overflow, a terabyte allocation), never a hang,
+/// never a packet IP cannot carry, never a capture that silently fails.
+#[test]
+fn absurd_values_are_clear_errors_with_their_line() {
+    let dir = tmpdir("absurd");
+    let head = "host a\nhost b\nlink w a:192.0.2.1/24 b:192.0.2.2/24\n";
+    for (line, want) in [
+        (
+            "ping a 192.0.2.2 count 1000000000000",
+            "count N: 1 to 1000000",
+        ),
+        ("ping a 192.0.2.2 count 0", "count N: 1 to 1000000"),
+        ("ping a 192.0.2.2 count", "ping option count needs a value"),
+        ("advance 99999999999999999h", "at most 87600h"),
+        ("advance 87601h", "at most 87600h"),
+        (
+            "ping a 192.0.2.2 interval 99999999999999999h count 2",
+            "at most 87600h",
+        ),
+        (
+            "ping a 192.0.2.2 size 1000000000",
+            "at most 65507 bytes fit one IPv4 packet",
+        ),
+        (
+            "udp a 2001:db8::2 7 size 65528",
+            "at most 65527 bytes fit one IPv6 packet",
+        ),
+        ("capture w /dev/full", "No space left on device"),
+    ] {
+        let script = format!("{head}{line}\n");
+        let t = std::time::Instant::now();
+        let (_, e) = sim::lab::run(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, false)
+            .expect_err(line);
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "{line}");
+        assert_eq!(e.line, 4, "{line}: {e}");
+        assert!(e.msg.contains(want), "{line}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Ten years of virtual time pass at once (the ager's empty passes are
+/// skipped), with every EXPIRE on the way: the soft and hard ones of each
+/// host's SA, years apart.
+#[test]
+fn a_decade_of_virtual_time_passes_at_once_with_every_expire() {
+    let dir = tmpdir("decade");
+    let keys = "add esp spi 0x100 src 192.0.2.1 dst 192.0.2.2 encralg aes \
+                encrkey 00112233445566778899aabbccddeeff \
+                soft_addtime 100000000 hard_addtime 200000000\n";
+    let script = format!(
+        "host a\nhost b\nlink w a:192.0.2.1/24 b:192.0.2.2/24\n\
+         keys a\n{keys}end\nkeys b\n{keys}end\n\
+         advance 87600h\nexpect expires a 2\nexpect expires b 2\n\
+         expect sa-count a 0\nexpect sa-count b 0\n"
+    );
+    let t = std::time::Instant::now();
+    let r = sim::lab::run(&script, &dir, &mut ipseckey::lab::IpseckeyLoader, false);
+    assert!(r.is_ok(), "{r:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -310,3 +310,53 @@ fn configuration_errors_name_the_line() {
     assert!(e.contains("line 2") && e.contains("nowhere"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rate that is no interval (so slow that one packet would take longer
+/// than time can count) is a reported error, and the process goes on: it
+/// was a panic.
+#[test]
+fn an_absurd_rate_is_an_error_not_a_panic() {
+    let dir = tmpdir("rate");
+    let conf = dir.join("c.conf");
+    std::fs::write(
+        &conf,
+        "host a\nhost b\nlink wire a:192.0.2.1/24 b:192.0.2.2/24\n",
+    )
+    .unwrap();
+    let o = Command::new(SIM)
+        .args(["live", "--json", "--dir"])
+        .arg(&dir)
+        .arg(&conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(
+                b"udp a 192.0.2.2 7 count 2 rate 0.00000000000000000001\n\
+                  udp a 192.0.2.2 7 count 2 rate 1e400\n\
+                  ping a 192.0.2.2 count 1 interval 1ms\nquit\n",
+            )?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
+    assert_eq!(errors.len(), 2, "{out}");
+    for e in errors {
+        assert!(e["message"].as_str().unwrap().contains("rate"), "{e}");
+    }
+    let ping = events.iter().find(|e| e["event"] == "ping").expect(&out);
+    assert_eq!(ping["received"].as_u64(), Some(1), "{out}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,7 +2,7 @@
 
 use crate::esp::Classified;
 use crate::packet::{fix_lengths, layout, proto, IpLayout, PacketBuf};
-use crate::transform::Transform;
+use crate::transform::SaCrypto;
 use crate::DropReason;
 
 /// Fixed part of the AH header: next header, payload length, reserved,
@@ -101,10 +101,19 @@ fn immutable_header<'b>(
 }
 
 /// Protects the IP packet in `pkt` with AH.
-pub fn encap(tf: &Transform, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
+pub fn encap(tf: &SaCrypto, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
     let integ = tf.integ.as_deref().ok_or(DropReason::Malformed)?;
     let icv = integ.icv_len();
     let inner = layout(pkt.data()).ok_or(DropReason::Malformed)?;
+    let (outer_v6, outer_len) = match tf.tunnel {
+        Some(t) if t.dst.is_ipv6() => (true, 40),
+        Some(_) => (false, 20),
+        None => (inner.v6, 0),
+    };
+    let grown = pkt.len() + outer_len + ah_len(icv, outer_v6);
+    if !crate::packet::fits_ip_length(grown, outer_v6) {
+        return Err(DropReason::NoRoom);
+    }
     let (v6, off, next) = match tf.tunnel {
         Some(t) => {
             let v6 = t.dst.is_ipv6();
@@ -168,7 +177,7 @@ pub fn encap(tf: &Transform, seq: u64, pkt: &mut PacketBuf<'_>) -> Result<(), Dr
 /// AH (transport) or the outer header and AH (tunnel). Returns the next
 /// header value.
 pub fn decap(
-    tf: &Transform,
+    tf: &SaCrypto,
     found: &Classified,
     seq: u64,
     pkt: &mut PacketBuf<'_>,

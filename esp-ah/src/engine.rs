@@ -1,6 +1,8 @@
 //! The engine: per-SA transforms next to the SADB, and the inbound and
 //! outbound packet paths (DESIGN.md "The packet paths").
 
+use std::sync::Arc;
+
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
@@ -10,7 +12,7 @@ use sadb::{Now, SaId, Sadb};
 use crate::crypto::BuildError;
 use crate::esp::{self, Classified};
 use crate::packet::PacketBuf;
-use crate::transform::{SaOptions, Transform};
+use crate::transform::{SaCrypto, SaOptions, Transform};
 use crate::{ah, DropReason};
 
 /// What to do with a packet after processing.
@@ -128,11 +130,36 @@ impl Engine {
         now: Now,
         expires: &mut Vec<Message>,
     ) -> Verdict {
+        match self.outbound_begin(db, id, pkt.len(), now, expires) {
+            Ok(job) => {
+                let sealed = job.seal(pkt);
+                self.outbound_end(&job, sealed)
+            }
+            Err(v) => v,
+        }
+    }
+
+    /// The SADB's share of protecting a packet of `len` bytes with SA
+    /// `id`: state and lifetime checks, the byte accounting and the next
+    /// sequence number, taken now (RFC 4303 3.3.3: each packet gets its
+    /// own, so two threads that protect with one SA never send the same
+    /// number). The crypto is [`OutboundJob::seal`], which needs neither
+    /// the engine nor the SADB; [`Engine::outbound_end`] counts the
+    /// result. A packet whose seal fails leaves a gap in the numbers,
+    /// which a receiver's window accepts.
+    pub fn outbound_begin(
+        &mut self,
+        db: &mut Sadb,
+        id: SaId,
+        len: usize,
+        now: Now,
+        expires: &mut Vec<Message>,
+    ) -> Result<OutboundJob, Verdict> {
         let Some(sa) = db.sa(id) else {
-            return self.drop_global(DropReason::NoSa);
+            return Err(self.drop_global(DropReason::NoSa));
         };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
-            return self.drop_sa(id, DropReason::Expired);
+            return Err(self.drop_sa(id, DropReason::Expired));
         }
         // A transform left over from an SA that was replaced in this slot
         // must never be used (its keys are the old SA's).
@@ -142,8 +169,9 @@ impl Engine {
             .and_then(Option::as_ref)
             .filter(|t| t.serial == sa.serial)
         else {
-            return self.drop_global(DropReason::NoSa);
+            return Err(self.drop_global(DropReason::NoSa));
         };
+        let serial = sa.serial;
         let seq = sa.seq_out.saturating_add(1);
         // RFC 4303 3.3.3 / RFC 4302 3.3.2: the counter never cycles; the SA
         // must be replaced first.
@@ -154,46 +182,69 @@ impl Engine {
         };
         if sa.seq_out >= limit {
             expires.extend(db.expire_now(id, now));
-            return self.drop_sa(id, DropReason::SeqOverflow);
+            return Err(self.drop_sa(id, DropReason::SeqOverflow));
         }
-        let len = pkt.len() as u64;
+        let crypto = tf.crypto();
+        let len = len as u64;
         match db.account(id, len, now) {
             Ok(m) => expires.extend(m),
             Err(m) => {
                 expires.extend(m);
-                return self.drop_sa(id, DropReason::Expired);
+                return Err(self.drop_sa(id, DropReason::Expired));
             }
         }
-        let r = if tf.esp {
-            let mut iv = [0u8; 16];
-            let (iv_len, random) = tf
-                .cipher
-                .as_deref()
-                .map(|c| (c.iv_len(), c.icv_len() == 0 && c.block_len() > 4))
-                .unwrap_or((0, false));
+        let mut iv = [0u8; 16];
+        let (iv_len, random) = crypto
+            .cipher
+            .as_deref()
+            .map(|c| (c.iv_len(), c.icv_len() == 0 && c.block_len() > 4))
+            .unwrap_or((0, false));
+        if crypto.esp {
             if random {
                 // CBC needs an unpredictable IV (RFC 3602 2.3).
-                self.rng.fill_bytes(&mut iv[..iv_len]);
+                self.rng.fill_bytes(&mut iv[..iv_len.min(16)]);
             } else if iv_len == 8 {
                 // Counter modes need a unique one: the sequence number
                 // (RFC 3686 3, RFC 4106 3.1).
                 iv[..8].copy_from_slice(&seq.to_be_bytes());
             }
-            esp::encap(tf, seq, &iv[..iv_len], pkt)
-        } else {
-            ah::encap(tf, seq, pkt)
-        };
-        if let Err(r) = r {
-            return self.drop_sa(id, r);
         }
         if let Some(sa) = db.sa_mut(id) {
             sa.seq_out = seq;
         }
-        if let Some(tf) = self.transform_mut(id) {
-            tf.counters.packets_out += 1;
-            tf.counters.bytes_out += len;
+        Ok(OutboundJob {
+            id,
+            serial,
+            seq,
+            iv,
+            iv_len: iv_len.min(16),
+            len,
+            crypto,
+        })
+    }
+
+    /// Counts what [`OutboundJob::seal`] did.
+    pub fn outbound_end(&mut self, job: &OutboundJob, sealed: Result<(), DropReason>) -> Verdict {
+        let tf = self
+            .transforms
+            .get_mut(job.id)
+            .and_then(Option::as_mut)
+            .filter(|t| t.serial == job.serial);
+        match (sealed, tf) {
+            (Ok(()), Some(tf)) => {
+                tf.counters.packets_out += 1;
+                tf.counters.bytes_out += job.len;
+                Verdict::Send
+            }
+            // The SA went away while the packet was sealed: it was
+            // protected with keys that were valid when it left.
+            (Ok(()), None) => Verdict::Send,
+            (Err(r), Some(tf)) => {
+                tf.counters.drops[r as usize] += 1;
+                Verdict::Drop(r)
+            }
+            (Err(r), None) => self.drop_global(r),
         }
-        Verdict::Send
     }
 
     /// Verifies and removes ESP or AH from the received IP packet in `pkt`,
@@ -206,24 +257,41 @@ impl Engine {
         now: Now,
         expires: &mut Vec<Message>,
     ) -> Verdict {
-        let found = match esp::classify(pkt.data()) {
+        match self.inbound_begin(db, pkt.data()) {
+            Ok(job) => {
+                let opened = job.open(pkt);
+                self.inbound_end(db, &job, opened, pkt.len(), now, expires)
+            }
+            Err(v) => v,
+        }
+    }
+
+    /// The SADB's share of receiving `packet` before its ICV is checked:
+    /// classification, SA lookup, state, and the replay check (RFC 4303
+    /// 3.4.3: before the ICV). Reads the SADB only. The ICV check and
+    /// decryption are [`InboundJob::open`]; [`Engine::inbound_end`] then
+    /// commits the sequence number to the window, checking it again, so
+    /// that of two copies opened at once by two threads only one is
+    /// delivered.
+    pub fn inbound_begin(&mut self, db: &Sadb, packet: &[u8]) -> Result<InboundJob, Verdict> {
+        let found = match esp::classify(packet) {
             Ok(Classified::NotIpsec) => {
                 self.global.not_ipsec += 1;
-                return Verdict::NotIpsec;
+                return Err(Verdict::NotIpsec);
             }
             Ok(c) => c,
-            Err(r) => return self.drop_global(r),
+            Err(r) => return Err(self.drop_global(r)),
         };
         let (sa_type, spi, seq32, dst) = match found {
             Classified::Esp(at) => (satype::ESP, at.spi, at.seq, at.ip.dst),
             Classified::Ah { ip, spi, seq, .. } => (satype::AH, spi, seq, ip.dst),
-            Classified::NotIpsec => return Verdict::NotIpsec,
+            Classified::NotIpsec => return Err(Verdict::NotIpsec),
         };
         let Some(id) = db.lookup(sa_type, spi, dst) else {
-            return self.drop_global(DropReason::NoSa);
+            return Err(self.drop_global(DropReason::NoSa));
         };
         let Some(sa) = db.sa(id) else {
-            return self.drop_global(DropReason::NoSa);
+            return Err(self.drop_global(DropReason::NoSa));
         };
         let Some(tf) = self
             .transforms
@@ -231,36 +299,63 @@ impl Engine {
             .and_then(Option::as_ref)
             .filter(|t| t.serial == sa.serial)
         else {
-            return self.drop_global(DropReason::NoSa);
+            return Err(self.drop_global(DropReason::NoSa));
         };
         if matches!(sa.state, SaState::Dead | SaState::Larval) {
-            return self.drop_sa(id, DropReason::Expired);
+            return Err(self.drop_sa(id, DropReason::Expired));
         }
         let seq = if tf.esn {
             sa.replay.infer_esn(seq32)
         } else {
             u64::from(seq32)
         };
-        // RFC 4303 3.4.3: the window is checked before the ICV ...
         if let Err(e) = sa.replay.check(seq) {
-            return self.drop_sa(id, replay_reason(e));
+            return Err(self.drop_sa(id, replay_reason(e)));
         }
-        let r = match found {
-            Classified::Esp(at) => esp::decap(tf, &at, seq, pkt),
-            _ => ah::decap(tf, &found, seq, pkt),
-        };
-        if let Err(r) = r {
+        Ok(InboundJob {
+            id,
+            serial: sa.serial,
+            seq,
+            found,
+            crypto: tf.crypto(),
+        })
+    }
+
+    /// Finishes a received packet that [`InboundJob::open`] worked on
+    /// (`len`: the packet's length after opening): the replay window is
+    /// updated only for a packet that verified (RFC 4303 3.4.3), then
+    /// lifetimes and counters.
+    pub fn inbound_end(
+        &mut self,
+        db: &mut Sadb,
+        job: &InboundJob,
+        opened: Result<u8, DropReason>,
+        len: usize,
+        now: Now,
+        expires: &mut Vec<Message>,
+    ) -> Verdict {
+        let id = job.id;
+        // The SA may have been replaced or removed while the packet was
+        // opened (another thread's PF_KEY work): its slot is not ours then.
+        let same = db.sa(id).is_some_and(|sa| sa.serial == job.serial)
+            && self.transform(id).is_some_and(|t| t.serial == job.serial);
+        if !same {
+            return self.drop_global(DropReason::NoSa);
+        }
+        if let Err(r) = opened {
             return self.drop_sa(id, r);
         }
-        // Lifetimes count the bytes protected: the packet as it was before
-        // protection, as on the way out.
-        let len = pkt.len() as u64;
-        // ... and updated only after it verified.
         if let Some(sa) = db.sa_mut(id) {
-            if let Err(e) = sa.replay.commit(seq) {
+            if matches!(sa.state, SaState::Dead) {
+                return self.drop_sa(id, DropReason::Expired);
+            }
+            if let Err(e) = sa.replay.commit(job.seq) {
                 return self.drop_sa(id, replay_reason(e));
             }
         }
+        // Lifetimes count the bytes protected: the packet as it was before
+        // protection, as on the way out.
+        let len = len as u64;
         match db.account(id, len, now) {
             Ok(m) => expires.extend(m),
             Err(m) => {
@@ -273,6 +368,63 @@ impl Engine {
             tf.counters.bytes_in += len;
         }
         Verdict::Deliver
+    }
+}
+
+/// A packet to protect, with its sequence number and IV taken: what a
+/// thread needs to seal it without the engine or the SADB.
+#[derive(Debug)]
+pub struct OutboundJob {
+    id: SaId,
+    serial: u64,
+    seq: u64,
+    iv: [u8; 16],
+    iv_len: usize,
+    len: u64,
+    crypto: Arc<SaCrypto>,
+}
+
+impl OutboundJob {
+    /// The sequence number this packet carries.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Applies ESP or AH to the packet in place.
+    pub fn seal(&self, pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
+        if self.crypto.esp {
+            esp::encap(&self.crypto, self.seq, &self.iv[..self.iv_len], pkt)
+        } else {
+            ah::encap(&self.crypto, self.seq, pkt)
+        }
+    }
+}
+
+/// A received packet whose SA, sequence number and replay check are
+/// known: what a thread needs to verify and open it without the engine
+/// or the SADB.
+#[derive(Debug)]
+pub struct InboundJob {
+    id: SaId,
+    serial: u64,
+    seq: u64,
+    found: Classified,
+    crypto: Arc<SaCrypto>,
+}
+
+impl InboundJob {
+    /// The packet's full (ESN inferred) sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Checks the ICV and removes ESP or AH in place; returns the next
+    /// header.
+    pub fn open(&self, pkt: &mut PacketBuf<'_>) -> Result<u8, DropReason> {
+        match self.found {
+            Classified::Esp(at) => esp::decap(&self.crypto, &at, self.seq, pkt),
+            _ => ah::decap(&self.crypto, &self.found, self.seq, pkt),
+        }
     }
 }
 

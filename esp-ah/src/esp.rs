@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use crate::packet::{fix_l4_checksum, fix_lengths, layout, proto, IpLayout, PacketBuf};
-use crate::transform::Transform;
+use crate::transform::SaCrypto;
 use crate::DropReason;
 
 /// ESP header: SPI (4) and sequence number (4).
@@ -127,7 +127,7 @@ fn aad(spi: u32, seq: u64, esn: bool, out: &mut [u8; 12]) -> usize {
 /// the cipher's IV length (random for CBC, unique per packet for the
 /// counter modes).
 pub fn encap(
-    tf: &Transform,
+    tf: &SaCrypto,
     seq: u64,
     iv: &[u8],
     pkt: &mut PacketBuf<'_>,
@@ -151,6 +151,16 @@ pub fn encap(
     let block = cipher.block_len().max(4);
     let pad = (block - (payload + 2) % block) % block;
     let icv = tf.icv_len();
+    let (outer_v6, outer_len) = match tf.tunnel {
+        Some(t) if t.dst.is_ipv6() => (true, 40),
+        Some(_) => (false, 20),
+        None => (inner.v6, 0),
+    };
+    let natt_len = if tf.natt.is_some() { UDP_HDR } else { 0 };
+    let grown = pkt.len() + outer_len + natt_len + ESP_HDR + iv.len() + pad + 2 + icv;
+    if !crate::packet::fits_ip_length(grown, outer_v6) {
+        return Err(DropReason::NoRoom);
+    }
     pkt.push_back(pad + 2 + icv)
         .map_err(|_| DropReason::NoRoom)?;
     {
@@ -331,7 +341,7 @@ pub(crate) fn write_outer(h: &mut [u8], src: IpAddr, dst: IpAddr, tos: u8) {
 /// back into the packet the sender protected. `seq` is the full (ESN
 /// inferred) sequence number. Returns the next-header value.
 pub fn decap(
-    tf: &Transform,
+    tf: &SaCrypto,
     at: &EspAt,
     seq: u64,
     pkt: &mut PacketBuf<'_>,
@@ -417,7 +427,7 @@ pub fn decap(
 /// the gap the IPsec header left and restores the protocol field (and, after
 /// NAT traversal, the transport checksum, RFC 3948 3.1.2).
 pub(crate) fn restore(
-    tf: &Transform,
+    tf: &SaCrypto,
     pkt: &mut PacketBuf<'_>,
     ip: &IpLayout,
     payload_at: usize,

@@ -10,9 +10,9 @@ pub mod esp;
 pub mod packet;
 pub mod transform;
 
-pub use engine::{Engine, GlobalCounters, Verdict};
+pub use engine::{Engine, GlobalCounters, InboundJob, OutboundJob, Verdict};
 pub use packet::PacketBuf;
-pub use transform::{SaCounters, SaOptions, Transform};
+pub use transform::{SaCounters, SaCrypto, SaOptions, Transform};
 
 /// Why a packet was dropped. Counted per SA where the SA is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +44,8 @@ pub enum DropReason {
     Dummy,
     /// A NAT-T keepalive (RFC 3948 2.3), discarded by design.
     Keepalive,
-    /// The buffer had no room for the headers and trailers.
+    /// The buffer had no room for the headers and trailers, or the
+    /// protected packet would not fit IP's 16-bit length field.
     NoRoom,
 }
 

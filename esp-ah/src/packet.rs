@@ -215,6 +215,18 @@ pub fn layout(p: &[u8]) -> Option<IpLayout> {
 
 /// Sets the IP length field(s) for a packet of `total` bytes and, for IPv4,
 /// recomputes the header checksum.
+/// Whether an IP packet of `len` bytes (header included) can say its
+/// length: IPv4's total length and IPv6's payload length are 16 bits
+/// (RFC 791, RFC 8200; no jumbograms). A protected packet that grows past
+/// it is refused rather than sent with a wrong length.
+pub fn fits_ip_length(len: usize, v6: bool) -> bool {
+    if v6 {
+        len <= 40 + 0xffff
+    } else {
+        len <= 0xffff
+    }
+}
+
 pub fn fix_lengths(p: &mut [u8], v6: bool) {
     let total = p.len();
     if v6 {

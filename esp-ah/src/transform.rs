@@ -2,6 +2,7 @@
 //! SADB entry, the mode, NAT-T ports, and the per-SA counters.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use sadb::alg::{AuthAlg, EncrAlg};
 use sadb::pfkey::{flags, satype};
@@ -69,8 +70,12 @@ impl SaCounters {
     }
 }
 
-/// The engine's state for one SA.
-pub struct Transform {
+/// The read-only part of an SA's engine state: the cipher state built
+/// once from the SADB entry, the mode and NAT-T ports. Shared (an `Arc`)
+/// by every thread that protects or opens packets with the SA, so a
+/// multi-threaded data path needs no copy of the keys per thread or per
+/// packet; the ciphers are `Send + Sync` and keep no per-packet state.
+pub struct SaCrypto {
     /// The SA this was built from ([`sadb::Sa::serial`]).
     pub serial: u64,
     pub spi: u32,
@@ -82,18 +87,42 @@ pub struct Transform {
     /// ESP-in-UDP (RFC 3948): (local port, remote port).
     pub natt: Option<(u16, u16)>,
     pub esn: bool,
-    pub counters: SaCounters,
 }
 
-impl std::fmt::Debug for Transform {
+impl std::fmt::Debug for SaCrypto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transform")
+        f.debug_struct("SaCrypto")
             .field("spi", &format_args!("{:#x}", self.spi))
             .field("esp", &self.esp)
             .field("tunnel", &self.tunnel)
             .field("natt", &self.natt)
             .field("esn", &self.esn)
             .finish_non_exhaustive()
+    }
+}
+
+impl SaCrypto {
+    pub fn icv_len(&self) -> usize {
+        match (&self.cipher, &self.integ) {
+            (Some(c), _) if c.icv_len() != 0 => c.icv_len(),
+            (_, Some(i)) => i.icv_len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The engine's state for one SA: the shared crypto state (its fields
+/// read through `Deref`) and the SA's counters.
+#[derive(Debug)]
+pub struct Transform {
+    crypto: Arc<SaCrypto>,
+    pub counters: SaCounters,
+}
+
+impl std::ops::Deref for Transform {
+    type Target = SaCrypto;
+    fn deref(&self) -> &SaCrypto {
+        &self.crypto
     }
 }
 
@@ -159,24 +188,23 @@ impl Transform {
             )
         });
         Ok(Transform {
-            serial: sa.serial,
-            spi: sa.spi,
-            esp,
-            cipher,
-            integ,
-            tunnel,
-            inner,
-            natt,
-            esn: opts.esn,
+            crypto: Arc::new(SaCrypto {
+                serial: sa.serial,
+                spi: sa.spi,
+                esp,
+                cipher,
+                integ,
+                tunnel,
+                inner,
+                natt,
+                esn: opts.esn,
+            }),
             counters: SaCounters::default(),
         })
     }
 
-    pub fn icv_len(&self) -> usize {
-        match (&self.cipher, &self.integ) {
-            (Some(c), _) if c.icv_len() != 0 => c.icv_len(),
-            (_, Some(i)) => i.icv_len(),
-            _ => 0,
-        }
+    /// The crypto state, for a thread that works outside the engine.
+    pub fn crypto(&self) -> Arc<SaCrypto> {
+        Arc::clone(&self.crypto)
     }
 }

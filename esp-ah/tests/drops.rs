@@ -379,3 +379,34 @@ fn a_replaced_sa_never_uses_the_old_keys() {
         .send(o2, &udp_packet("10.0.0.1", "10.0.0.2", b"x"))
         .is_ok());
 }
+
+/// A packet that would outgrow IP's 16-bit length field once protected
+/// is refused (NoRoom) before anything is sent, instead of leaving with a
+/// wrong length the peer drops as malformed; the sequence number is not
+/// used up, and the next packet that fits goes out and verifies.
+#[test]
+fn a_protected_packet_must_fit_the_ip_length_field() {
+    for (src, dst, max) in [
+        ("10.0.0.1", "10.0.0.2", 65_535 - 20 - 8),
+        ("2001:db8::1", "2001:db8::2", 65_535 - 8),
+    ] {
+        for spec in [
+            SaSpec::esp(0x20, src, dst, EncrAlg::AesCbc, AuthAlg::HmacSha256),
+            SaSpec::ah(0x21, src, dst, AuthAlg::HmacSha1),
+        ] {
+            let (mut a, o, mut b, _) = pair(&spec, SaOptions::default());
+            let big = udp_packet(src, dst, &vec![7u8; max]);
+            assert_eq!(
+                a.send(o, &big),
+                Err(Verdict::Drop(DropReason::NoRoom)),
+                "{src} sat {}",
+                spec.satype
+            );
+            assert_eq!(drops(&a, o), vec![(DropReason::NoRoom, 1)]);
+            let w = a
+                .send(o, &udp_packet(src, dst, &vec![7u8; 60_000]))
+                .expect("a packet that fits is sent");
+            assert!(b.receive(&w).is_ok(), "and verifies: {src}");
+        }
+    }
+}

@@ -1469,6 +1469,37 @@ impl Sadb {
         out
     }
 
+    /// The earliest time at which [`Sadb::age`] can change anything (an
+    /// expiry, a reap, an idle EXPIRE), or `None` when no SA has such a
+    /// time. Until then ager passes do nothing, so a virtual clock moved by
+    /// days or years may skip them instead of running each one. Traffic
+    /// can bring the time forward (first use, idle restarts); callers ask
+    /// again after it.
+    pub fn next_event(&self) -> Option<Now> {
+        self.sas
+            .iter()
+            .filter_map(|(_, sa)| {
+                let nz = |t: Now| (t != 0).then_some(t);
+                match sa.state {
+                    SaState::Larval => return nz(sa.hard_expire),
+                    SaState::Dead => return Some(sa.reap_at),
+                    _ => {}
+                }
+                let soft = nz(sa.soft_expire).filter(|_| sa.state < SaState::Dying);
+                let (idle_time, since) = if sa.use_time != 0 {
+                    (sa.idle.usetime, sa.last_use)
+                } else {
+                    (sa.idle.addtime, sa.add_time)
+                };
+                let idle = (sa.state == SaState::Mature
+                    && idle_time != 0
+                    && sa.idle_notified != Some(since))
+                .then(|| since.saturating_add(idle_time));
+                [nz(sa.hard_expire), soft, idle].into_iter().flatten().min()
+            })
+            .min()
+    }
+
     fn expire_hard(&mut self, id: SaId, now: Now) -> Message {
         self.unpair(id);
         let reap = self.cfg.reap_delay;

@@ -609,3 +609,51 @@ fn hours_of_virtual_time_pass_without_the_ager_missing_an_expiry() {
         ]
     );
 }
+
+/// `next_event` is the first time an ager pass can do anything: before it
+/// every pass is empty, at it one is not (soft, hard, reap, idle, in
+/// turn), so a virtual clock may skip the passes in between.
+#[test]
+fn next_event_is_the_first_time_an_ager_pass_acts() {
+    let mut k = kernel();
+    assert_eq!(k.db.next_event(), None, "an empty SADB has no events");
+    let idle = lifetime(ExtKind::LifetimeIdle, 0, 0, 100, 100);
+    k.ok(
+        &esp_add(0x100, Some(ME), PEER)
+            .with(soft_add(HOUR))
+            .with(hard_add(2 * HOUR))
+            .with(idle),
+        T0,
+    );
+    let mut now = T0;
+    let mut acted = Vec::new();
+    while let Some(t) = k.db.next_event() {
+        assert!(t >= now, "events never lie in the past: {t} < {now}");
+        for quiet in [now, t - 1] {
+            if quiet >= now && quiet < t {
+                assert!(k.age(quiet).is_empty(), "nothing happens before {t}");
+            }
+        }
+        let before = k.db.len();
+        let out = k.age(t);
+        assert!(
+            !out.is_empty() || k.db.len() != before,
+            "the pass at next_event {t} acts"
+        );
+        acted.push((
+            t - T0,
+            out.iter().flat_map(expire_limits).collect::<Vec<_>>(),
+        ));
+        now = t;
+    }
+    assert_eq!(
+        acted,
+        vec![
+            (100, vec![ExtKind::LifetimeIdle]),
+            (HOUR, vec![ExtKind::LifetimeSoft]),
+            (2 * HOUR, vec![ExtKind::LifetimeHard]),
+            (2 * HOUR + 1, vec![]),
+        ]
+    );
+    assert!(k.db.is_empty(), "the dead SA was reaped");
+}

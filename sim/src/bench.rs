@@ -52,6 +52,9 @@ pub enum Alg {
     AesCbcSha1,
     /// AH HMAC-SHA1-96.
     AhSha1,
+    /// ESP with NULL encryption and HMAC-SHA1-96 (RFC 2410): the framing
+    /// and an integrity check, no cipher.
+    NullSha1,
     /// No SA: the same hosts forward clear text (the path's I/O limit;
     /// the SADB refuses ESP with NULL encryption and no authentication,
     /// RFC 4303 3.2).
@@ -64,6 +67,7 @@ impl Alg {
             "aes-gcm" => Some(Alg::AesGcm),
             "aes-cbc-sha1" | "aes-sha1" => Some(Alg::AesCbcSha1),
             "ah-sha1" => Some(Alg::AhSha1),
+            "null-sha1" | "esp-null-sha1" => Some(Alg::NullSha1),
             "clear" | "null" | "none" => Some(Alg::Clear),
             _ => None,
         }
@@ -74,6 +78,7 @@ impl Alg {
             Alg::AesGcm => "aes-gcm",
             Alg::AesCbcSha1 => "aes-cbc-sha1",
             Alg::AhSha1 => "ah-sha1",
+            Alg::NullSha1 => "null-sha1",
             Alg::Clear => "clear",
         }
     }
@@ -97,8 +102,14 @@ pub struct BenchSpec {
     pub mtu: u16,
     /// Capture the outer link (pcap + esp_sa file in the bench directory).
     pub capture: bool,
-    /// Queues per TAP.
+    /// Queues per TAP (each served by its own thread in the simulated
+    /// hosts).
     pub queues: usize,
+    /// iperf3 parallel streams (`-P`): with several queues, the kernel
+    /// spreads the streams over them by flow.
+    pub streams: u32,
+    /// The SAs' replay window in packets (0: none).
+    pub replay: u8,
 }
 
 /// Where the programs are.
@@ -557,11 +568,13 @@ impl Bench {
     /// The SAs of both directions, both families, with fresh random keys.
     fn keys(&self) -> Result<String, String> {
         let mut out = String::new();
+        // (SA type, algorithms and key bytes, second algorithm and key bytes)
         let alg = match self.spec.alg {
             Alg::Clear => return Ok(out),
             Alg::AesGcm => ("esp", "encralg aes-gcm encrkey", 20, ""),
             Alg::AesCbcSha1 => ("esp", "encralg aes encrkey", 16, "authalg sha1 authkey"),
             Alg::AhSha1 => ("ah", "authalg sha1 authkey", 20, ""),
+            Alg::NullSha1 => ("esp", "encralg null authalg sha1 authkey", 20, ""),
         };
         let mut spi = 0x1000;
         for v6 in [false, true] {
@@ -582,8 +595,12 @@ impl Bench {
                 } else {
                     format!(" {} {}", alg.3, random_hex(20)?)
                 };
+                let replay = match self.spec.replay {
+                    0 => String::new(),
+                    n => format!(" replay {n}"),
+                };
                 out.push_str(&format!(
-                    "add {} spi 0x{spi:x} {sel} {} {}{auth}\n",
+                    "add {} spi 0x{spi:x} {sel}{replay} {} {}{auth}\n",
                     alg.0,
                     alg.1,
                     random_hex(alg.2)?
@@ -660,6 +677,9 @@ impl Bench {
                 Some(b) => c.arg("-n").arg(b.to_string()),
                 None => c.arg("-t").arg(seconds.to_string()),
             };
+            if self.spec.streams > 1 {
+                c.arg("-P").arg(self.spec.streams.to_string());
+            }
             let o = c
                 .stdin(Stdio::null())
                 .output()
@@ -680,6 +700,11 @@ impl Bench {
             return Err(format!("iperf3 never connected: {last}"));
         }
         result
+    }
+
+    /// The simulated hosts' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.sims.iter().map(|s| s.child.id()).collect()
     }
 
     /// Both simulated hosts' counters (the `counters json` event).
@@ -792,7 +817,7 @@ pub fn measure(spec: &BenchSpec, tools: &Tools, v6: bool, seconds: u32) -> Resul
     b.down();
     Ok(json!({
         "mode": spec.mode.name(), "alg": spec.alg.name(), "family": if v6 { "ipv6" } else { "ipv4" },
-        "mtu": spec.mtu, "queues": spec.queues,
+        "mtu": spec.mtu, "queues": spec.queues, "streams": spec.streams, "replay": spec.replay,
         "ping": {"sent": sent, "received": received},
         "iperf3": {
             "seconds": r.seconds, "bytes_sent": r.bytes_sent, "bytes_received": r.bytes_received,
@@ -834,7 +859,13 @@ mod tests {
 
     #[test]
     fn algorithms_by_name() {
-        for a in [Alg::AesGcm, Alg::AesCbcSha1, Alg::AhSha1, Alg::Clear] {
+        for a in [
+            Alg::AesGcm,
+            Alg::AesCbcSha1,
+            Alg::AhSha1,
+            Alg::NullSha1,
+            Alg::Clear,
+        ] {
             assert_eq!(Alg::parse(a.name()), Some(a));
         }
         assert_eq!(Alg::parse("rot13"), None);

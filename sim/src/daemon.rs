@@ -196,6 +196,12 @@ pub trait Service {
     fn close(&mut self, sock: SockId);
     fn write(&mut self, from: SockId, bytes: &[u8], now: sadb::Now) -> Vec<Outgoing>;
     fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing>;
+    /// The earliest time a [`Service::tick`] can change anything, `None`
+    /// if none can until a request comes (so a virtual clock may skip the
+    /// passes in between); by default any pass may.
+    fn next_event(&self) -> Option<sadb::Now> {
+        Some(0)
+    }
 }
 
 impl<T: Service + ?Sized> Service for &mut T {
@@ -211,6 +217,9 @@ impl<T: Service + ?Sized> Service for &mut T {
     fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing> {
         (**self).tick(now)
     }
+    fn next_event(&self) -> Option<sadb::Now> {
+        (**self).next_event()
+    }
 }
 
 impl Service for Keysock {
@@ -225,6 +234,9 @@ impl Service for Keysock {
     }
     fn tick(&mut self, now: sadb::Now) -> Vec<Outgoing> {
         Keysock::tick(self, now)
+    }
+    fn next_event(&self) -> Option<sadb::Now> {
+        self.sadb().next_event()
     }
 }
 

@@ -488,6 +488,10 @@ impl Service for Journaled {
         }
         self.ks.broadcast(&msgs)
     }
+
+    fn next_event(&self) -> Option<Now> {
+        self.ks.sadb().next_event()
+    }
 }
 
 /// ENOMEM to the requester: the change could not be made durable.

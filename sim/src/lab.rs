@@ -40,6 +40,9 @@ struct LinkState {
     ab: Pipe,
     ba: Pipe,
     capture: Option<(Capture, PathBuf)>,
+    /// The first write to the capture that failed (a full disk), told
+    /// when the command that caused it ends.
+    capture_error: Option<String>,
     /// A man in the middle rewriting an IPv4 header field of the next
     /// frames that carry one (lab 3).
     tamper: Option<Tamper>,
@@ -167,8 +170,19 @@ fn duration_ms(s: &str) -> Option<u64> {
     } else {
         (s, 1000)
     };
-    num.parse::<u64>().ok().map(|n| n * mult)
+    // At most ten years: beyond it a lab has nothing left to show, and
+    // the virtual clock (and pcap's 32-bit seconds) must not overflow.
+    num.parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|&ms| ms <= MAX_DURATION_MS)
 }
+
+/// The longest `advance`, `interval` or delay: ten years, in milliseconds.
+const MAX_DURATION_MS: u64 = 10 * 365 * 86_400 * 1000;
+/// The most packets one `ping` or `udp` sends (the generator keeps a
+/// record of each).
+const MAX_COUNT: u64 = 1_000_000;
 
 impl Lab {
     fn new(dir: &Path, epoch: u64) -> Lab {
@@ -396,8 +410,11 @@ impl Lab {
                         t.done += 1;
                     }
                 }
-                if let Some((c, _)) = l.capture.as_mut() {
-                    let _ = c.write(&tx.frame, now_ms);
+                if let Some((c, p)) = l.capture.as_mut() {
+                    if let Err(e) = c.write(&tx.frame, now_ms) {
+                        l.capture_error
+                            .get_or_insert_with(|| format!("capture {}: {e}", p.display()));
+                    }
                 }
                 if l.a == (host, tx.iface) {
                     l.ab.send(tx.frame, now_ms);
@@ -480,10 +497,31 @@ impl Lab {
     }
 
     fn advance(&mut self, ms: u64) {
-        let end = self.now_ms + ms;
+        let end = self.now_ms.saturating_add(ms);
         // The ager once per virtual second, as the daemon does every tick.
         while self.now_ms < end {
-            self.now_ms = (self.now_ms + 1000).min(end);
+            // With the network quiet only the ager acts, and only at the
+            // hosts' next events: skip the passes before them, so that
+            // `advance 100000h` is as quick as the events on the way.
+            let quiet = self
+                .links
+                .iter()
+                .all(|l| l.ab.next_due().is_none() && l.ba.next_due().is_none());
+            if quiet {
+                let due_ms = self
+                    .hosts
+                    .iter()
+                    .filter_map(|h| h.ks.sadb().next_event())
+                    .min()
+                    .map_or(u64::MAX, |t| {
+                        t.saturating_sub(self.epoch).saturating_mul(1000)
+                    });
+                if due_ms > self.now_ms.saturating_add(1000) {
+                    let idle = (due_ms.min(end) - self.now_ms - 1) / 1000;
+                    self.now_ms += idle * 1000;
+                }
+            }
+            self.now_ms = self.now_ms.saturating_add(1000).min(end);
             let now = self.now();
             for h in 0..self.hosts.len() {
                 let out = self.hosts[h].tick(now);
@@ -935,8 +973,15 @@ fn run_script(
         let path = PathBuf::from(format!("{}.esp_sa", c.display()));
         let mut opts = std::fs::OpenOptions::new();
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        if let Ok(mut f) = opts.write(true).create(true).truncate(true).open(&path) {
-            let _ = std::io::Write::write_all(&mut f, text.as_bytes());
+        let written = opts
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if let Err(e) = written {
+            let msg = format!("Wireshark key file {}: {e}", path.display());
+            return Err(LabError { line: 0, msg });
         }
     }
     lab.summary();
@@ -999,8 +1044,35 @@ impl Lab {
 }
 
 /// Runs one lab command (`words`, from the line `raw`; `block` holds the
-/// lines of a `keys` or `policy` block).
+/// lines of a `keys` or `policy` block). A capture that could not be
+/// written while it ran fails the command, so the error has its line.
 fn exec(
+    lab: &mut Lab,
+    loader: &mut dyn KeyLoader,
+    trace: bool,
+    words: &[&str],
+    raw: &str,
+    block: &str,
+) -> Result<(), String> {
+    let r = exec_command(lab, loader, trace, words, raw, block);
+    let mut failed = None;
+    for l in &mut lab.links {
+        if let Some((c, p)) = l.capture.as_mut() {
+            if let Err(e) = c.flush() {
+                l.capture_error
+                    .get_or_insert_with(|| format!("capture {}: {e}", p.display()));
+            }
+        }
+        if let Some(e) = l.capture_error.take() {
+            // Stop writing a broken capture; the error is told once.
+            l.capture = None;
+            failed.get_or_insert(e);
+        }
+    }
+    r.and(failed.map_or(Ok(()), Err))
+}
+
+fn exec_command(
     lab: &mut Lab,
     loader: &mut dyn KeyLoader,
     trace: bool,
@@ -1081,6 +1153,7 @@ fn exec(
                 ab: Pipe::new(faults),
                 ba: Pipe::new(back),
                 capture: None,
+                capture_error: None,
                 tamper: None,
             });
         }
@@ -1129,9 +1202,17 @@ fn exec(
             while i + 1 < words.len() {
                 let v = words[i + 1];
                 match words[i] {
-                    "count" => count = v.parse().map_err(|_| "count N")?,
+                    "count" => {
+                        count = v
+                            .parse()
+                            .ok()
+                            .filter(|c| (1..=MAX_COUNT).contains(c))
+                            .ok_or(format!("count N: 1 to {MAX_COUNT}"))?
+                    }
                     "size" => size = v.parse().map_err(|_| "size BYTES")?,
-                    "interval" => interval = duration_ms(v).ok_or("interval DURATION")?,
+                    "interval" => {
+                        interval = duration_ms(v).ok_or("interval DURATION (at most 87600h)")?
+                    }
                     "rate" => {
                         // Packets per second on the virtual clock.
                         let r: u64 = v
@@ -1145,13 +1226,30 @@ fn exec(
                 }
                 i += 2;
             }
+            if let Some(w) = words.get(i) {
+                return Err(format!("{cmd} option {w} needs a value"));
+            }
+            // The payload must fit one IP packet (the total length of
+            // IPv4, the payload length of IPv6), with its 8-byte ICMP or
+            // UDP header.
+            let max = if to.is_ipv4() {
+                65_535 - 20 - 8
+            } else {
+                65_535 - 8
+            };
+            if size > max {
+                return Err(format!(
+                    "size {size}: at most {max} bytes fit one {} packet",
+                    if to.is_ipv4() { "IPv4" } else { "IPv6" }
+                ));
+            }
             lab.traffic(from, to, port, count, size, interval);
         }
         "advance" => {
             let ms = words
                 .get(1)
                 .and_then(|d| duration_ms(d))
-                .ok_or("advance DURATION (e.g. 30s, 8h)")?;
+                .ok_or("advance DURATION (e.g. 30s, 8h; at most 87600h)")?;
             lab.say(format!("advance {}", words[1]));
             lab.advance(ms);
             lab.flush_traces();

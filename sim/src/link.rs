@@ -423,6 +423,9 @@ impl Capture {
             file,
         };
         cap.unstage()?;
+        // A file that cannot be written (a full disk, /dev/full, a
+        // read-only /proc file) fails here, at the capture line.
+        cap.file.flush()?;
         Ok(cap)
     }
 

@@ -22,14 +22,18 @@
 //! (transport mode for a kernel without IPsec).
 
 use std::collections::VecDeque;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use esp_ah::{DropReason, PacketBuf, Verdict};
+use esp_ah::{DropReason, InboundJob, OutboundJob, PacketBuf, Verdict};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sadb::pfkey::{satype, Message};
 use sadb::{Config, Jitter, Now, SaId};
 use serde_json::json;
@@ -437,27 +441,89 @@ pub struct PortCounters {
     pub lost_out: u64,
 }
 
+/// [`PortCounters`] that every thread adds to.
+#[derive(Debug, Default)]
+struct PortStats {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+    lost_out: AtomicU64,
+}
+
+impl PortStats {
+    fn add_in(&self, frames: u64, bytes: u64) {
+        self.frames_in.fetch_add(frames, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn add_out(&self, frames: u64, bytes: u64, lost: u64) {
+        self.frames_out.fetch_add(frames, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        if lost > 0 {
+            self.lost_out.fetch_add(lost, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> PortCounters {
+        PortCounters {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            lost_out: self.lost_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
 enum PortIo {
     Udp(UdpPort),
-    Tap(TapPort),
+    /// Shared with the threads that serve its queues.
+    Tap(Arc<TapPort>),
     /// An in-process link: frames sent here arrive at port `peer`.
     Pipe {
         peer: usize,
     },
 }
 
-struct Port {
+/// What every thread knows of a port: whose it is, its counters and its
+/// capture.
+struct PortShared {
     name: String,
     host: usize,
     /// The host's interface on this port (none for a `bits` host).
     iface: Option<usize>,
     /// For a `bits` host: this is the kernel's side.
     inner: bool,
+    c: PortStats,
+    /// A TAP's frames read per queue (by the queue's thread).
+    queue_in: Vec<AtomicU64>,
+    capture: Option<Mutex<(Capture, PathBuf)>>,
+}
+
+impl PortShared {
+    fn capture(&self, frames: &mut dyn Iterator<Item = &[u8]>) {
+        if let Some(cap) = &self.capture {
+            let ms = wall_ms();
+            let mut c = lock(cap);
+            for f in frames {
+                let _ = c.0.write(f, ms);
+            }
+        }
+    }
+}
+
+struct Port {
+    sh: Arc<PortShared>,
     io: PortIo,
     /// Frames that arrived through a pipe, not yet processed.
     queue: VecDeque<Vec<u8>>,
-    c: PortCounters,
-    capture: Option<(Capture, PathBuf)>,
+}
+
+/// Locks a mutex; a thread that panicked while holding it left the data
+/// as it was (counters, tables), which is still the best there is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The outbound SAs of a flow: (ESP, AH), either may be absent.
@@ -479,6 +545,23 @@ pub struct LiveHost {
     expires: Vec<Message>,
     /// The socket `keys` blocks are loaded through.
     keysock: SockId,
+    /// The next send ticket, and the ticket whose frames may be sent
+    /// now (see [`Lane::batch`]).
+    tickets: u64,
+    turn: u64,
+}
+
+/// A host shared by the main thread and its TAP queues' threads.
+struct HostCell {
+    host: Mutex<LiveHost>,
+    /// Signalled when `turn` moves.
+    turn: Condvar,
+}
+
+impl HostCell {
+    fn lock(&self) -> MutexGuard<'_, LiveHost> {
+        lock(&self.host)
+    }
 }
 
 impl LiveHost {
@@ -535,6 +618,43 @@ enum Fast {
     Slow,
     /// Frames the host's own path produced on the way.
     Txs(Vec<Tx>),
+    /// The SADB's share is done; the crypto is left for outside the
+    /// host's lock, then [`finish`].
+    Defer(Deferred),
+}
+
+/// A frame whose crypto runs without the host's lock (the SA's shared
+/// cipher state), between [`Engine::outbound_begin`] or
+/// [`Engine::inbound_begin`] and their `end`, both under the lock.
+///
+/// [`Engine::outbound_begin`]: esp_ah::Engine::outbound_begin
+/// [`Engine::inbound_begin`]: esp_ah::Engine::inbound_begin
+enum Deferred {
+    /// Protect the packet at `buf[start..start + len]`, put an Ethernet
+    /// header (`dst`, `src`) in front and send it on `port`.
+    Seal {
+        job: OutboundJob,
+        start: usize,
+        len: usize,
+        dst: Mac,
+        src: Mac,
+        port: usize,
+    },
+    /// Open the packet at `buf[start..start + len]`, then go on as `then`.
+    Open {
+        job: InboundJob,
+        start: usize,
+        len: usize,
+        then: Then,
+    },
+}
+
+/// Where an opened packet goes.
+enum Then {
+    /// A host or gateway: to itself, or forwarded.
+    Gateway,
+    /// A bump in the stack: to the kernel behind it, framed as it came.
+    Bits { dst: Mac, src: Mac, to: usize },
 }
 
 /// The IP packet of an Ethernet frame at `buf[at..at + avail]`: its
@@ -606,6 +726,56 @@ fn protect(
     Some((p.headroom(), p.len()))
 }
 
+/// Begins protecting a packet of `len` bytes with one SA, the crypto
+/// left for later (`None`: dropped, counted).
+fn begin_seal(lh: &mut LiveHost, id: SaId, len: usize, now: Now) -> Option<OutboundJob> {
+    let h = &mut lh.host;
+    match h
+        .engine
+        .outbound_begin(h.ks.sadb_mut(), id, len, now, &mut lh.expires)
+    {
+        Ok(job) => Some(job),
+        Err(_) => {
+            h.counters.dropped += 1;
+            None
+        }
+    }
+}
+
+/// The one SA of a flow protected by a single SA (a bundle of ESP inside
+/// AH is protected in one go, under the lock).
+fn single(sas: OutSas) -> Option<SaId> {
+    match sas {
+        (Some(id), None) | (None, Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// What became of a packet [`Engine::inbound_begin`] would not take.
+///
+/// [`Engine::inbound_begin`]: esp_ah::Engine::inbound_begin
+enum Refused {
+    NotIpsec,
+    Dropped,
+}
+
+/// Begins opening the packet at `buf[start..start + len]`, the crypto
+/// left for later.
+fn begin_open(lh: &mut LiveHost, packet: &[u8]) -> Result<InboundJob, Refused> {
+    let h = &mut lh.host;
+    match h.engine.inbound_begin(h.ks.sadb(), packet) {
+        Ok(job) => Ok(job),
+        Err(Verdict::NotIpsec) => Err(Refused::NotIpsec),
+        Err(Verdict::Drop(DropReason::Keepalive) | Verdict::Drop(DropReason::Dummy)) => {
+            Err(Refused::Dropped)
+        }
+        Err(_) => {
+            h.counters.dropped += 1;
+            Err(Refused::Dropped)
+        }
+    }
+}
+
 /// Opens ESP/AH layers of the packet at `buf[start..start + len]` until
 /// clear text; returns where it is and how many layers were opened, or
 /// None when the packet was dropped (counted).
@@ -652,6 +822,7 @@ fn outer_dst(lh: &LiveHost, sas: (Option<SaId>, Option<SaId>), dst: IpAddr) -> I
 /// Forwards the IP packet at `buf[start..start + len]` (a router's job,
 /// IPsec applied as the host's SAs say). `fresh`: nothing has been done to
 /// the frame yet, so the host's own path may still take it whole.
+/// `defer`: leave the crypto of a single SA for outside the lock.
 fn forward(
     lh: &mut LiveHost,
     buf: &mut [u8],
@@ -659,6 +830,7 @@ fn forward(
     len: usize,
     now: Now,
     fresh: bool,
+    defer: bool,
 ) -> Fast {
     let Some(l) = esp_ah::packet::layout(&buf[start..start + len]) else {
         return if fresh { Fast::Slow } else { Fast::Done };
@@ -678,8 +850,25 @@ fn forward(
         let packet = buf[start..start + len].to_vec();
         return Fast::Txs(lh.host.output(packet, now, &mut lh.expires));
     };
+    let Some(&port) = lh.iface_port.get(oi) else {
+        return Fast::Done;
+    };
     if fresh {
         lh.host.counters.forwarded += 1;
+    }
+    let src = lh.host.ifaces[oi].mac;
+    if let (true, Some(id)) = (defer, single(sas)) {
+        return match begin_seal(lh, id, len, now) {
+            Some(job) => Fast::Defer(Deferred::Seal {
+                job,
+                start,
+                len,
+                dst: mac,
+                src,
+                port,
+            }),
+            None => Fast::Done,
+        };
     }
     let (s, n) = if sas.0.is_some() || sas.1.is_some() {
         match protect(lh, buf, start, len, sas, now) {
@@ -693,21 +882,24 @@ fn forward(
         lh.host.counters.clear_out += 1;
         (start, len)
     };
-    let src = lh.host.ifaces[oi].mac;
     let (s, n) = put_eth(buf, s, n, mac, src);
-    match lh.iface_port.get(oi) {
-        Some(&port) => Fast::Out {
-            port,
-            start: s,
-            len: n,
-        },
-        None => Fast::Done,
+    Fast::Out {
+        port,
+        start: s,
+        len: n,
     }
 }
 
 /// The fast path of an ordinary host or gateway for a frame from
 /// interface `iface`, at `buf[FRONT..FRONT + len]`.
-fn gateway_path(lh: &mut LiveHost, iface: usize, buf: &mut [u8], len: usize, now: Now) -> Fast {
+fn gateway_path(
+    lh: &mut LiveHost,
+    iface: usize,
+    buf: &mut [u8],
+    len: usize,
+    now: Now,
+    defer: bool,
+) -> Fast {
     if len < 14 + 20 || !lh.fast_ok() {
         return Fast::Slow;
     }
@@ -732,10 +924,22 @@ fn gateway_path(lh: &mut LiveHost, iface: usize, buf: &mut [u8], len: usize, now
         if !lh.host.forwarding {
             return Fast::Slow;
         }
-        return forward(lh, buf, ip, total, now, true);
+        return forward(lh, buf, ip, total, now, true, defer);
     }
     if l.next != PROTO_ESP && l.next != PROTO_AH {
         return Fast::Slow;
+    }
+    if defer {
+        return match begin_open(lh, &buf[ip..ip + total]) {
+            Ok(job) => Fast::Defer(Deferred::Open {
+                job,
+                start: ip,
+                len: total,
+                then: Then::Gateway,
+            }),
+            Err(Refused::NotIpsec) => Fast::Slow,
+            Err(Refused::Dropped) => Fast::Done,
+        };
     }
     let Some((s, n, opened)) = open(lh, buf, ip, total, now) else {
         return Fast::Done;
@@ -743,6 +947,12 @@ fn gateway_path(lh: &mut LiveHost, iface: usize, buf: &mut [u8], len: usize, now
     if opened == 0 {
         return Fast::Slow;
     }
+    opened_at_gateway(lh, buf, s, n, now)
+}
+
+/// A gateway's packet at `buf[s..s + n]`, opened: for the host itself,
+/// or forwarded.
+fn opened_at_gateway(lh: &mut LiveHost, buf: &mut [u8], s: usize, n: usize, now: Now) -> Fast {
     lh.host.counters.verified += 1;
     let Some(cl) = esp_ah::packet::layout(&buf[s..s + n]) else {
         return Fast::Done;
@@ -766,14 +976,21 @@ fn gateway_path(lh: &mut LiveHost, iface: usize, buf: &mut [u8], len: usize, now
         return Fast::Done;
     }
     lh.host.counters.forwarded += 1;
-    forward(lh, buf, s, n, now, false)
+    forward(lh, buf, s, n, now, false, false)
 }
 
 /// A bump in the stack: frames from the kernel (`from_inner`) go to the
 /// wire with their IP packets protected where an SA (or policy) says so;
 /// frames from the wire go to the kernel with ESP/AH opened. Anything not
 /// IP (ARP, other ethertypes) crosses untouched.
-fn bits_path(lh: &mut LiveHost, from_inner: bool, buf: &mut [u8], len: usize, now: Now) -> Fast {
+fn bits_path(
+    lh: &mut LiveHost,
+    from_inner: bool,
+    buf: &mut [u8],
+    len: usize,
+    now: Now,
+    defer: bool,
+) -> Fast {
     let to = if from_inner {
         lh.bits_outer
     } else {
@@ -798,15 +1015,10 @@ fn bits_path(lh: &mut LiveHost, from_inner: bool, buf: &mut [u8], len: usize, no
     let Some(l) = esp_ah::packet::layout(&buf[ip..ip + total]) else {
         return pass;
     };
-    let mut macs = [0u8; 12];
-    macs.copy_from_slice(&buf[FRONT..FRONT + 12]);
-    let (dst_mac, src_mac) = {
-        let mut d = [0u8; 6];
-        let mut s = [0u8; 6];
-        d.copy_from_slice(&macs[..6]);
-        s.copy_from_slice(&macs[6..]);
-        (d, s)
-    };
+    let mut dst_mac = [0u8; 6];
+    let mut src_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&buf[FRONT..FRONT + 6]);
+    src_mac.copy_from_slice(&buf[FRONT + 6..FRONT + 12]);
     let rule = if lh.host.policy.is_empty() {
         None
     } else {
@@ -829,6 +1041,19 @@ fn bits_path(lh: &mut LiveHost, from_inner: bool, buf: &mut [u8], len: usize, no
             lh.host.counters.clear_out += 1;
             return pass;
         }
+        if let (true, Some(id)) = (defer, single(sas)) {
+            return match begin_seal(lh, id, total, now) {
+                Some(job) => Fast::Defer(Deferred::Seal {
+                    job,
+                    start: ip,
+                    len: total,
+                    dst: dst_mac,
+                    src: src_mac,
+                    port: to,
+                }),
+                None => Fast::Done,
+            };
+        }
         let Some((s, n)) = protect(lh, buf, ip, total, sas, now) else {
             return Fast::Done;
         };
@@ -842,17 +1067,36 @@ fn bits_path(lh: &mut LiveHost, from_inner: bool, buf: &mut [u8], len: usize, no
     }
     let ours = lh.local.is_empty() || lh.local.contains(&l.dst.to_canonical());
     if (l.next == PROTO_ESP || l.next == PROTO_AH) && ours {
-        let Some((s, n, opened)) = open(lh, buf, ip, total, now) else {
-            return Fast::Done;
-        };
-        if opened > 0 {
-            lh.host.counters.verified += 1;
-            let (s, n) = put_eth(buf, s, n, dst_mac, src_mac);
-            return Fast::Out {
-                port: to,
-                start: s,
-                len: n,
+        if defer {
+            match begin_open(lh, &buf[ip..ip + total]) {
+                Ok(job) => {
+                    return Fast::Defer(Deferred::Open {
+                        job,
+                        start: ip,
+                        len: total,
+                        then: Then::Bits {
+                            dst: dst_mac,
+                            src: src_mac,
+                            to,
+                        },
+                    })
+                }
+                Err(Refused::Dropped) => return Fast::Done,
+                Err(Refused::NotIpsec) => {}
+            }
+        } else {
+            let Some((s, n, opened)) = open(lh, buf, ip, total, now) else {
+                return Fast::Done;
             };
+            if opened > 0 {
+                lh.host.counters.verified += 1;
+                let (s, n) = put_eth(buf, s, n, dst_mac, src_mac);
+                return Fast::Out {
+                    port: to,
+                    start: s,
+                    len: n,
+                };
+            }
         }
     }
     if matches!(rule, Some(Action::Ipsec) | Some(Action::Drop)) {
@@ -861,6 +1105,460 @@ fn bits_path(lh: &mut LiveHost, from_inner: bool, buf: &mut [u8], len: usize, no
     }
     lh.host.counters.clear_in += 1;
     pass
+}
+
+/// The crypto of a deferred frame in `buf`, without the host's lock:
+/// the result and where the packet is afterwards.
+fn crypto(d: &Deferred, buf: &mut [u8]) -> (Result<u8, DropReason>, usize, usize) {
+    let (start, len) = match d {
+        Deferred::Seal { start, len, .. } | Deferred::Open { start, len, .. } => (*start, *len),
+    };
+    let Some(mut p) = PacketBuf::new(buf, start, len) else {
+        return (Err(DropReason::NoRoom), start, len);
+    };
+    let r = match d {
+        Deferred::Seal { job, .. } => job.seal(&mut p).map(|()| 0),
+        Deferred::Open { job, .. } => job.open(&mut p),
+    };
+    (r, p.headroom(), p.len())
+}
+
+/// Finishes a deferred frame under the host's lock: the engine counts
+/// the crypto's result (and commits a received sequence number to the
+/// replay window), then the frame goes where it was going. The packet
+/// is at `buf[s..s + n]`.
+fn finish(
+    lh: &mut LiveHost,
+    d: Deferred,
+    r: Result<u8, DropReason>,
+    buf: &mut [u8],
+    s: usize,
+    n: usize,
+    now: Now,
+) -> Fast {
+    match d {
+        Deferred::Seal {
+            job,
+            dst,
+            src,
+            port,
+            ..
+        } => {
+            let h = &mut lh.host;
+            if h.engine.outbound_end(&job, r.map(|_| ())) != Verdict::Send {
+                h.counters.dropped += 1;
+                return Fast::Done;
+            }
+            h.counters.protected += 1;
+            let (s, n) = put_eth(buf, s, n, dst, src);
+            Fast::Out {
+                port,
+                start: s,
+                len: n,
+            }
+        }
+        Deferred::Open { job, then, .. } => {
+            let h = &mut lh.host;
+            match h
+                .engine
+                .inbound_end(h.ks.sadb_mut(), &job, r, n, now, &mut lh.expires)
+            {
+                Verdict::Deliver => {}
+                Verdict::Drop(DropReason::Keepalive) | Verdict::Drop(DropReason::Dummy) => {
+                    return Fast::Done
+                }
+                _ => {
+                    h.counters.dropped += 1;
+                    return Fast::Done;
+                }
+            }
+            // Further layers (AH around ESP, a tunnel in a tunnel): rare,
+            // opened here under the lock.
+            let Some((s, n, _)) = open(lh, buf, s, n, now) else {
+                return Fast::Done;
+            };
+            match then {
+                Then::Gateway => opened_at_gateway(lh, buf, s, n, now),
+                Then::Bits { dst, src, to } => {
+                    lh.host.counters.verified += 1;
+                    let (s, n) = put_eth(buf, s, n, dst, src);
+                    Fast::Out {
+                        port: to,
+                        start: s,
+                        len: n,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A host shared with the TAP queue threads, served to PF_KEY clients:
+/// each request holds the host's lock for its own duration.
+struct Served<'a>(&'a HostCell);
+
+impl Service for Served<'_> {
+    fn open(&mut self) -> SockId {
+        Service::open(&mut *self.0.lock())
+    }
+    fn close(&mut self, sock: SockId) {
+        Service::close(&mut *self.0.lock(), sock)
+    }
+    fn write(&mut self, from: SockId, bytes: &[u8], now: Now) -> Vec<Outgoing> {
+        Service::write(&mut *self.0.lock(), from, bytes, now)
+    }
+    fn tick(&mut self, now: Now) -> Vec<Outgoing> {
+        Service::tick(&mut *self.0.lock(), now)
+    }
+}
+
+/// Where a thread's frames leave.
+trait Sink {
+    /// Sends `frames` on `port`: how many left, or None when they were
+    /// handed to the thread that owns the port (which counts them).
+    fn send<'a>(&mut self, port: usize, frames: impl Iterator<Item = &'a [u8]>) -> Option<usize>;
+}
+
+/// One thread's data path: its frame pool and what a batch left to do.
+struct Lane {
+    pool: Slots,
+    /// (port, slot, start, len) of frames to send.
+    out: Vec<(usize, usize, usize, usize)>,
+    /// (slot, work) of frames whose crypto runs outside the host's lock.
+    deferred: Vec<(usize, Deferred)>,
+    /// The crypto's result for each of `deferred`, and where the packet is.
+    results: Vec<(Result<u8, DropReason>, usize, usize)>,
+    /// Frames the host's own path produced: (port, frame).
+    txs: Vec<(usize, Vec<u8>)>,
+    traces: Vec<String>,
+}
+
+impl Lane {
+    fn new() -> Lane {
+        Lane {
+            pool: Slots::new(),
+            out: Vec::with_capacity(BATCH * 2),
+            deferred: Vec::with_capacity(BATCH),
+            results: Vec::with_capacity(BATCH),
+            txs: Vec::new(),
+            traces: Vec::new(),
+        }
+    }
+
+    /// Processes the `n` frames in the pool that arrived on `port`: the
+    /// decisions and the SADB's share under the host's lock, the crypto
+    /// without it (so the threads of one host encrypt and decrypt at
+    /// once), the results under the lock again, then the sends. Returns
+    /// whether the host has something for the PF_KEY side or the traffic
+    /// generator (EXPIREs, replies): the main thread should look.
+    ///
+    /// A batch that protects packets takes a ticket when it takes their
+    /// sequence numbers, and sends only in its ticket's turn: two threads
+    /// protecting with one SA then still put its packets on the wire in
+    /// sequence order, so a receiver's replay window (RFC 4303 3.4.3)
+    /// never sees one thread's batch overtake another's and drop it as
+    /// too old. The crypto itself still runs in parallel.
+    fn batch(
+        &mut self,
+        host: &HostCell,
+        ports: &[Arc<PortShared>],
+        port: usize,
+        n: usize,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let now = wall_clock();
+        let Some(sh) = ports.get(port) else {
+            return false;
+        };
+        let bytes: usize = self.pool.lens[..n].iter().sum();
+        sh.c.add_in(n as u64, bytes as u64);
+        let pool = &mut self.pool;
+        sh.capture(&mut (0..n).map(|i| &pool.bufs[i][FRONT..FRONT + pool.lens[i]]));
+        let (iface, inner) = (sh.iface, sh.inner);
+        let mut g = host.lock();
+        let lh = &mut *g;
+        for i in 0..n {
+            let len = pool.lens[i];
+            let buf = &mut pool.bufs[i];
+            let r = if lh.bits {
+                bits_path(lh, inner, buf, len, now, true)
+            } else if let Some(ifc) = iface {
+                gateway_path(lh, ifc, buf, len, now, true)
+            } else {
+                Fast::Done
+            };
+            match r {
+                Fast::Slow => {
+                    let Some(ifc) = iface else { continue };
+                    let mut ex = std::mem::take(&mut lh.expires);
+                    let txs = lh.host.input(ifc, &buf[FRONT..FRONT + len], now, &mut ex);
+                    lh.expires = ex;
+                    take_txs(lh, txs, &mut self.txs);
+                }
+                r => take(lh, r, i, &mut self.out, &mut self.txs, &mut self.deferred),
+            }
+        }
+        let mut ticket = None;
+        if !self.deferred.is_empty() {
+            if self
+                .deferred
+                .iter()
+                .any(|(_, d)| matches!(d, Deferred::Seal { .. }))
+            {
+                ticket = Some(lh.tickets);
+                lh.tickets += 1;
+            }
+            drop(g);
+            // The crypto, each thread on its own frames.
+            self.results.clear();
+            for (slot, d) in &self.deferred {
+                self.results.push(crypto(d, &mut pool.bufs[*slot]));
+            }
+            g = host.lock();
+            if let Some(t) = ticket {
+                g = host
+                    .turn
+                    .wait_while(g, |lh| lh.turn != t)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            let lh = &mut *g;
+            let mut work = std::mem::take(&mut self.deferred);
+            for ((slot, d), &(r, s, n)) in work.drain(..).zip(&self.results) {
+                // finish never defers again: any further crypto of the
+                // frame is done there, under the lock.
+                let f = finish(lh, d, r, &mut pool.bufs[slot], s, n, now);
+                take(
+                    lh,
+                    f,
+                    slot,
+                    &mut self.out,
+                    &mut self.txs,
+                    &mut self.deferred,
+                );
+            }
+            self.deferred = work;
+        }
+        let lh = &mut *g;
+        self.traces.append(&mut lh.host.trace);
+        let wake =
+            !lh.expires.is_empty() || !lh.host.inbox.is_empty() || !lh.host.outbox.is_empty();
+        drop(g);
+        self.flush(ports, sink);
+        if let Some(t) = ticket {
+            host.lock().turn = t + 1;
+            host.turn.notify_all();
+        }
+        if !self.traces.is_empty() {
+            let mut o = std::io::stdout().lock();
+            for l in self.traces.drain(..) {
+                let _ = writeln!(o, "  {l}");
+            }
+        }
+        wake
+    }
+
+    /// Sends what the last batch left: the fast path's frames from the
+    /// pool, each port's in one go, then the host's own frames.
+    fn flush(&mut self, ports: &[Arc<PortShared>], sink: &mut impl Sink) {
+        let mut k = 0;
+        while k < self.out.len() {
+            let port = self.out[k].0;
+            // Each port once, in the order first used.
+            if self.out[..k].iter().any(|o| o.0 == port) {
+                k += 1;
+                continue;
+            }
+            let pool = &self.pool;
+            let frames = self
+                .out
+                .iter()
+                .filter(|o| o.0 == port)
+                .map(|&(_, slot, start, len)| &pool.bufs[slot][start..start + len]);
+            if let Some(sh) = ports.get(port) {
+                send_counted(sh, sink, port, frames);
+            }
+            k += 1;
+        }
+        self.out.clear();
+        for (port, frame) in self.txs.drain(..) {
+            if let Some(sh) = ports.get(port) {
+                send_counted(sh, sink, port, std::iter::once(frame.as_slice()));
+            }
+        }
+    }
+}
+
+/// Sends frames on a port with its capture and counters.
+fn send_counted<'a>(
+    sh: &PortShared,
+    sink: &mut impl Sink,
+    port: usize,
+    frames: impl Iterator<Item = &'a [u8]> + Clone,
+) {
+    let (count, bytes) = frames
+        .clone()
+        .fold((0u64, 0u64), |(c, b), f| (c + 1, b + f.len() as u64));
+    if count == 0 {
+        return;
+    }
+    if let Some(sent) = sink.send(port, frames.clone()) {
+        sh.capture(&mut frames.clone());
+        let sent = (sent as u64).min(count);
+        sh.c.add_out(sent, bytes, count - sent);
+    }
+}
+
+/// Files a fast-path result of the frame in `slot`.
+fn take(
+    lh: &mut LiveHost,
+    r: Fast,
+    slot: usize,
+    out: &mut Vec<(usize, usize, usize, usize)>,
+    txs: &mut Vec<(usize, Vec<u8>)>,
+    deferred: &mut Vec<(usize, Deferred)>,
+) {
+    match r {
+        Fast::Out { port, start, len } => out.push((port, slot, start, len)),
+        Fast::Done | Fast::Slow => {}
+        Fast::Txs(t) => take_txs(lh, t, txs),
+        Fast::Defer(d) => deferred.push((slot, d)),
+    }
+}
+
+fn take_txs(lh: &LiveHost, t: Vec<Tx>, txs: &mut Vec<(usize, Vec<u8>)>) {
+    for tx in t {
+        if let Some(&port) = lh.iface_port.get(tx.iface) {
+            txs.push((port, tx.frame));
+        }
+    }
+}
+
+/// How the main thread sends: on its own ports; a pipe queues the frame
+/// for its other end.
+struct MainSink<'a> {
+    ports: &'a mut [Port],
+}
+
+impl Sink for MainSink<'_> {
+    fn send<'a>(&mut self, port: usize, frames: impl Iterator<Item = &'a [u8]>) -> Option<usize> {
+        let p = self.ports.get_mut(port)?;
+        Some(match &mut p.io {
+            PortIo::Udp(u) => u.send_frames(frames),
+            PortIo::Tap(t) => t.send_frames(frames),
+            PortIo::Pipe { peer } => {
+                let peer = *peer;
+                let copies: Vec<Vec<u8>> = frames.map(|f| f.to_vec()).collect();
+                let n = copies.len();
+                if let Some(q) = self.ports.get_mut(peer) {
+                    q.queue.extend(copies);
+                }
+                n
+            }
+        })
+    }
+}
+
+/// How a TAP queue's thread sends: UDP through its own handle on the
+/// link's socket, TAPs directly; frames for in-process links go to the
+/// main thread.
+struct WorkerSink {
+    ports: Vec<WorkerIo>,
+    to_main: Sender<(usize, Vec<u8>)>,
+    wake: UnixStream,
+}
+
+enum WorkerIo {
+    Udp(UdpPort),
+    Tap(Arc<TapPort>),
+    Main,
+}
+
+impl WorkerSink {
+    fn wake_main(&self) {
+        let _ = (&self.wake).write(&[1]);
+    }
+}
+
+impl Sink for WorkerSink {
+    fn send<'a>(&mut self, port: usize, frames: impl Iterator<Item = &'a [u8]>) -> Option<usize> {
+        match self.ports.get_mut(port)? {
+            WorkerIo::Udp(u) => Some(u.send_frames(frames)),
+            WorkerIo::Tap(t) => Some(t.send_frames(frames)),
+            WorkerIo::Main => {
+                for f in frames {
+                    let _ = self.to_main.send((port, f.to_vec()));
+                }
+                self.wake_main();
+                None
+            }
+        }
+    }
+}
+
+/// The thread that serves queue `queue` of the TAP on port `port`: it
+/// reads the frames the kernel put on that queue, and does their fast
+/// path (and, under the host's lock, the host's own path) itself.
+struct Worker {
+    host: Arc<HostCell>,
+    ports: Arc<[Arc<PortShared>]>,
+    port: usize,
+    queue: usize,
+    tap: Arc<TapPort>,
+    sink: WorkerSink,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut lane = Lane::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let ready = {
+                let Some(fd) = self.tap.fd(self.queue) else {
+                    return;
+                };
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                // A short timeout: the stop flag is looked at in between.
+                matches!(poll(&mut fds, PollTimeout::from(100u16)), Ok(n) if n > 0)
+            };
+            if !ready {
+                continue;
+            }
+            let mut wake = false;
+            for _ in 0..BATCHES_PER_WAKE {
+                let n = match self.tap.recv_batch(self.queue, &mut lane.pool) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        eprintln!(
+                            "sim: link {}: {e}",
+                            self.ports
+                                .get(self.port)
+                                .map(|p| p.name.as_str())
+                                .unwrap_or("?")
+                        );
+                        std::thread::sleep(Duration::from_millis(100));
+                        0
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                if let Some(c) = self
+                    .ports
+                    .get(self.port)
+                    .and_then(|p| p.queue_in.get(self.queue))
+                {
+                    c.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                wake |= lane.batch(&self.host, &self.ports, self.port, n, &mut self.sink);
+                if n < BATCH {
+                    break;
+                }
+            }
+            if wake {
+                self.sink.wake_main();
+            }
+        }
+    }
 }
 
 /// How a live process runs.
@@ -902,10 +1600,24 @@ struct Job {
 
 /// A live process: hosts, ports, served PF_KEY sockets, commands.
 pub struct Live {
-    pub hosts: Vec<LiveHost>,
+    /// Shared with the threads that serve TAP queues.
+    hosts: Vec<Arc<HostCell>>,
+    /// The hosts' names, by index.
+    names: Vec<String>,
     ports: Vec<Port>,
-    pool: Slots,
-    out: Vec<(usize, usize, usize, usize)>,
+    /// Every port's shared part, by port index.
+    shared: Arc<[Arc<PortShared>]>,
+    /// The main thread's data path (UDP links, pipes).
+    lane: Lane,
+    /// One thread per TAP queue, started by [`Live::run`].
+    workers: Vec<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    /// Frames the TAP threads send on in-process links.
+    from_workers: Receiver<(usize, Vec<u8>)>,
+    to_main: Sender<(usize, Vec<u8>)>,
+    /// The TAP threads wake the main thread through this pair: EXPIREs
+    /// and replies for the traffic generator wait in the hosts.
+    nudge: (UnixStream, UnixStream),
     listeners: Vec<(usize, OwnedFd)>,
     paths: Vec<PathBuf>,
     server: Server,
@@ -926,6 +1638,7 @@ pub struct Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        self.stop_workers();
         for p in &self.paths {
             let _ = std::fs::remove_file(p);
         }
@@ -963,6 +1676,19 @@ fn duration(s: &str) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(secs))
 }
 
+/// The time between packets at `rate` packets per second, if that is a
+/// rate: positive, finite, and not slower than one packet per 10^7 s (the
+/// longest duration; `Duration` itself ends near 10^19 s).
+fn rate_interval(rate: &str) -> Option<Duration> {
+    let r: f64 = rate.parse().ok()?;
+    if !(r.is_finite() && r > 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(1.0 / r)
+        .ok()
+        .filter(|d| d.as_secs_f64() < 1e7)
+}
+
 impl Live {
     /// Opens every port and serves every socket; `loader` runs the
     /// configuration's `keys` blocks.
@@ -972,11 +1698,23 @@ impl Live {
         loader: &mut dyn KeyLoader,
     ) -> Result<Live, LiveError> {
         let wake = signal_wakeup().map_err(|e| err(0, format!("signals: {e}")))?;
+        let nudge = UnixStream::pair().map_err(|e| err(0, format!("socketpair: {e}")))?;
+        for s in [&nudge.0, &nudge.1] {
+            s.set_nonblocking(true)
+                .map_err(|e| err(0, format!("socketpair: {e}")))?;
+        }
+        let (to_main, from_workers) = channel();
         let mut live = Live {
             hosts: Vec::new(),
+            names: spec.hosts.iter().map(|h| h.name.clone()).collect(),
             ports: Vec::new(),
-            pool: Slots::new(),
-            out: Vec::with_capacity(BATCH * 2),
+            shared: Arc::from(Vec::new()),
+            lane: Lane::new(),
+            workers: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            from_workers,
+            to_main,
+            nudge,
             listeners: Vec::new(),
             paths: Vec::new(),
             server: Server::new(&DaemonConfig::new(PathBuf::from("live.sock"))),
@@ -993,6 +1731,8 @@ impl Live {
             quit: false,
             waiting_block: false,
         };
+        let mut hosts: Vec<LiveHost> = Vec::new();
+        let mut ports: Vec<(PortShared, PortIo)> = Vec::new();
         for hs in &spec.hosts {
             let mut cfg = Config {
                 jitter: Jitter::Off,
@@ -1007,7 +1747,7 @@ impl Live {
             host.sa_options.esn = hs.esn;
             host.tracing = live.opts.trace;
             let keysock = host.ks.open();
-            live.hosts.push(LiveHost {
+            hosts.push(LiveHost {
                 host,
                 bits: hs.bits,
                 local: hs.local.iter().map(|a| a.to_canonical()).collect(),
@@ -1017,6 +1757,8 @@ impl Live {
                 flows: foldhash::HashMap::default(),
                 expires: Vec::new(),
                 keysock,
+                tickets: 0,
+                turn: 0,
             });
         }
         let host_of = |name: &str| spec.hosts.iter().position(|h| h.name == name);
@@ -1025,7 +1767,7 @@ impl Live {
                 LinkKind::Pipe { a, b } => vec![a, b],
                 LinkKind::Udp { end, .. } | LinkKind::Tap { end, .. } => vec![end],
             };
-            let first = live.ports.len();
+            let first = ports.len();
             for (k, e) in ends.iter().enumerate() {
                 let h =
                     host_of(&e.host).ok_or_else(|| err(l.line, format!("no host {}", e.host)))?;
@@ -1038,12 +1780,12 @@ impl Live {
                             err(l.line, format!("udp link {}: {local}: {e}", l.name))
                         })?)
                     }
-                    LinkKind::Tap { ifname, queues, .. } => {
-                        PortIo::Tap(TapPort::open(ifname, *queues).map_err(|e| err(l.line, e))?)
-                    }
+                    LinkKind::Tap { ifname, queues, .. } => PortIo::Tap(Arc::new(
+                        TapPort::open(ifname, *queues).map_err(|e| err(l.line, e))?,
+                    )),
                 };
-                let lh = &mut live.hosts[h];
-                let port = live.ports.len();
+                let lh = &mut hosts[h];
+                let port = ports.len();
                 let mut inner = false;
                 let iface = if lh.bits {
                     if matches!(l.kind, LinkKind::Tap { .. }) {
@@ -1066,16 +1808,23 @@ impl Live {
                     lh.iface_port.push(port);
                     Some(i)
                 };
-                live.ports.push(Port {
-                    name: l.name.clone(),
-                    host: h,
-                    iface,
-                    inner,
+                ports.push((
+                    PortShared {
+                        name: l.name.clone(),
+                        host: h,
+                        iface,
+                        inner,
+                        c: PortStats::default(),
+                        queue_in: match &l.kind {
+                            LinkKind::Tap { queues, .. } => {
+                                (0..*queues).map(|_| AtomicU64::new(0)).collect()
+                            }
+                            _ => Vec::new(),
+                        },
+                        capture: None,
+                    },
                     io,
-                    queue: VecDeque::new(),
-                    c: PortCounters::default(),
-                    capture: None,
-                });
+                ));
             }
         }
         for (link, file, line) in &spec.captures {
@@ -1083,17 +1832,17 @@ impl Live {
             let cap = Capture::create(&path)
                 .map_err(|e| err(*line, format!("{}: {e}", path.display())))?;
             // A pipe has two ports: capture once, on the first.
-            if let Some(p) = live.ports.iter_mut().find(|p| p.name == *link) {
-                p.capture = Some((cap, path));
+            if let Some(p) = ports.iter_mut().find(|p| p.0.name == *link) {
+                p.0.capture = Some(Mutex::new((cap, path)));
             }
         }
         for (h, rules, line) in &spec.policies {
             let i = host_of(h).ok_or_else(|| err(*line, format!("no host {h}")))?;
-            live.hosts[i].host.policy = crate::policy::parse(rules).map_err(|e| err(*line, e))?;
+            hosts[i].host.policy = crate::policy::parse(rules).map_err(|e| err(*line, e))?;
         }
         for (h, text, line) in &spec.keys {
             let i = host_of(h).ok_or_else(|| err(*line, format!("no host {h}")))?;
-            let lh = &mut live.hosts[i];
+            let lh = &mut hosts[i];
             let sock = lh.keysock;
             loader
                 .load(&mut lh.host, sock, text, wall_clock())
@@ -1110,6 +1859,28 @@ impl Live {
             live.listeners.push((i, l));
             live.paths.push(path);
         }
+        live.hosts = hosts
+            .into_iter()
+            .map(|h| {
+                Arc::new(HostCell {
+                    host: Mutex::new(h),
+                    turn: Condvar::new(),
+                })
+            })
+            .collect();
+        let (shared, ios): (Vec<Arc<PortShared>>, Vec<PortIo>) =
+            ports.into_iter().map(|(sh, io)| (Arc::new(sh), io)).unzip();
+        live.ports = shared
+            .iter()
+            .cloned()
+            .zip(ios)
+            .map(|(sh, io)| Port {
+                sh,
+                io,
+                queue: VecDeque::new(),
+            })
+            .collect();
+        live.shared = Arc::from(shared);
         Ok(live)
     }
 
@@ -1134,7 +1905,7 @@ impl Live {
     /// What is running where, then "ready".
     pub fn announce(&self) {
         for (k, (i, _)) in self.listeners.iter().enumerate() {
-            let name = &self.hosts[*i].host.name;
+            let name = &self.names[*i];
             let path = self.paths[k].display().to_string();
             self.say(
                 &format!("{name}: PF_KEY socket {path} (ipseckey --socket {path} ...)"),
@@ -1142,14 +1913,15 @@ impl Live {
             );
         }
         for p in &self.ports {
-            let host = &self.hosts[p.host].host.name;
+            let host = &self.names[p.sh.host];
+            let name = &p.sh.name;
             match &p.io {
                 PortIo::Udp(u) => {
                     let local = u.local_addr().map(|a| a.to_string()).unwrap_or_default();
                     let peer = u.peer().to_string();
                     self.say(
-                        &format!("{host}: udp link {} {local} -> {peer}", p.name),
-                        json!({"event": "udp", "link": p.name, "host": host, "local": local, "peer": peer}),
+                        &format!("{host}: udp link {name} {local} -> {peer}"),
+                        json!({"event": "udp", "link": name, "host": host, "local": local, "peer": peer}),
                     );
                 }
                 PortIo::Tap(t) => {
@@ -1158,8 +1930,8 @@ impl Live {
                         TapOrigin::Attached => "attached",
                     };
                     self.say(
-                        &format!("{host}: tap link {} on {} ({how}, {} queue(s))", p.name, t.name, t.queues()),
-                        json!({"event": "tap", "link": p.name, "host": host, "ifname": t.name, "origin": how, "queues": t.queues()}),
+                        &format!("{host}: tap link {name} on {} ({how}, {} queue(s), a thread each)", t.name, t.queues()),
+                        json!({"event": "tap", "link": name, "host": host, "ifname": t.name, "origin": how, "queues": t.queues()}),
                     );
                 }
                 PortIo::Pipe { .. } => {}
@@ -1168,70 +1940,123 @@ impl Live {
         self.say("ready", json!({"event": "ready"}));
     }
 
+    /// Starts one thread per queue of every TAP (once).
+    fn start_workers(&mut self) -> std::io::Result<()> {
+        if !self.workers.is_empty() {
+            return Ok(());
+        }
+        for (p, port) in self.ports.iter().enumerate() {
+            let PortIo::Tap(tap) = &port.io else {
+                continue;
+            };
+            for queue in 0..tap.queues() {
+                let mut ios = Vec::with_capacity(self.ports.len());
+                for other in &self.ports {
+                    ios.push(match &other.io {
+                        PortIo::Udp(u) => WorkerIo::Udp(u.try_clone()?),
+                        PortIo::Tap(t) => WorkerIo::Tap(Arc::clone(t)),
+                        PortIo::Pipe { .. } => WorkerIo::Main,
+                    });
+                }
+                let w = Worker {
+                    host: Arc::clone(&self.hosts[port.sh.host]),
+                    ports: Arc::clone(&self.shared),
+                    port: p,
+                    queue,
+                    tap: Arc::clone(tap),
+                    sink: WorkerSink {
+                        ports: ios,
+                        to_main: self.to_main.clone(),
+                        wake: self.nudge.1.try_clone()?,
+                    },
+                    stop: Arc::clone(&self.stop),
+                };
+                let h = std::thread::Builder::new()
+                    .name(format!("{}-q{queue}", port.sh.name))
+                    .spawn(move || w.run())?;
+                self.workers.push(h);
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_workers(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+
     /// Runs until `quit`, end of input (when reading it), SIGINT or
     /// SIGTERM. `loader` runs `keys` commands.
     pub fn run(&mut self, loader: &mut dyn KeyLoader) -> std::io::Result<()> {
+        self.start_workers()?;
+        let r = self.serve(loader);
+        self.stop_workers();
+        self.flush_captures();
+        r
+    }
+
+    fn serve(&mut self, loader: &mut dyn KeyLoader) -> std::io::Result<()> {
         let stdin = std::io::stdin();
-        // (port, queue) of every descriptor polled after wake and stdin.
-        let mut fdmap: Vec<(usize, usize)> = Vec::new();
-        for (i, p) in self.ports.iter().enumerate() {
-            match &p.io {
-                PortIo::Udp(_) => fdmap.push((i, 0)),
-                PortIo::Tap(t) => fdmap.extend((0..t.queues()).map(|q| (i, q))),
-                PortIo::Pipe { .. } => {}
-            }
-        }
+        // Ports the main thread reads (the TAP queues have their threads).
+        let fdmap: Vec<usize> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(p.io, PortIo::Udp(_)))
+            .map(|(i, _)| i)
+            .collect();
         loop {
             self.hand_to_clients();
             let timeout = self.timeout();
             let use_stdin = self.opts.stdin && !self.eof;
             let ready = {
-                let mut extra: Vec<BorrowedFd<'_>> = vec![self.wake.as_fd()];
+                let mut extra: Vec<BorrowedFd<'_>> = vec![self.wake.as_fd(), self.nudge.0.as_fd()];
                 if use_stdin {
                     extra.push(stdin.as_fd());
                 }
-                for &(p, q) in &fdmap {
-                    let fd = match &self.ports[p].io {
-                        PortIo::Udp(u) => Some(u.fd()),
-                        PortIo::Tap(t) => t.fd(q),
-                        PortIo::Pipe { .. } => None,
-                    };
-                    if let Some(fd) = fd {
-                        extra.push(fd);
+                for &p in &fdmap {
+                    if let PortIo::Udp(u) = &self.ports[p].io {
+                        extra.push(u.fd());
                     }
                 }
                 let listeners: Vec<&OwnedFd> = self.listeners.iter().map(|(_, l)| l).collect();
-                let mut services: Vec<&mut dyn Service> = Vec::with_capacity(self.listeners.len());
-                // Listener k serves host listeners[k].0: hand the services
-                // over in that order.
-                let order: Vec<usize> = self.listeners.iter().map(|(h, _)| *h).collect();
-                let mut hosts: Vec<Option<&mut LiveHost>> =
-                    self.hosts.iter_mut().map(Some).collect();
-                for h in order {
-                    if let Some(lh) = hosts.get_mut(h).and_then(Option::take) {
-                        services.push(lh);
-                    }
-                }
+                // Listener k serves host listeners[k].0.
+                let mut served: Vec<Served<'_>> = self
+                    .listeners
+                    .iter()
+                    .map(|(h, _)| Served(&self.hosts[*h]))
+                    .collect();
+                let mut services: Vec<&mut dyn Service> =
+                    served.iter_mut().map(|s| s as &mut dyn Service).collect();
                 self.server
                     .step(&listeners, &mut services, &extra, timeout, &wall_clock)?
             };
             if ready.first() == Some(&true) {
                 break;
             }
-            let base = if use_stdin { 2 } else { 1 };
-            if use_stdin && ready.get(1) == Some(&true) {
+            if ready.get(1) == Some(&true) {
+                let mut sink = [0u8; 256];
+                while matches!((&self.nudge.0).read(&mut sink), Ok(n) if n > 0) {}
+            }
+            let base = if use_stdin { 3 } else { 2 };
+            if use_stdin && ready.get(2) == Some(&true) {
                 self.read_stdin();
             }
-            for (k, &(p, q)) in fdmap.iter().enumerate() {
+            for (k, &p) in fdmap.iter().enumerate() {
                 if ready.get(base + k) == Some(&true) {
-                    self.drain(p, q);
+                    self.drain(p);
                 }
+            }
+            while let Ok((port, frame)) = self.from_workers.try_recv() {
+                self.send_one(port, &frame);
             }
             self.pipes();
             if Instant::now() >= self.next_tick {
                 let now = wall_clock();
                 for h in 0..self.hosts.len() {
-                    let out = Service::tick(&mut self.hosts[h], now);
+                    let out = Service::tick(&mut *self.hosts[h].lock(), now);
                     if let Some(svc) = self.svc_of(h) {
                         self.server.queue(svc, out);
                     }
@@ -1249,7 +2074,6 @@ impl Live {
                 break;
             }
         }
-        self.flush_captures();
         Ok(())
     }
 
@@ -1263,13 +2087,16 @@ impl Live {
     fn hand_to_clients(&mut self) {
         for h in 0..self.hosts.len() {
             let svc = self.svc_of(h);
-            let lh = &mut self.hosts[h];
-            let mut out: Vec<Outgoing> = lh.host.outbox.drain(..).collect();
-            if !lh.expires.is_empty() {
-                lh.flows.clear();
-                let ex = std::mem::take(&mut lh.expires);
-                out.extend(lh.host.ks.broadcast(&ex));
-            }
+            let out = {
+                let mut lh = self.hosts[h].lock();
+                let mut out: Vec<Outgoing> = lh.host.outbox.drain(..).collect();
+                if !lh.expires.is_empty() {
+                    lh.flows.clear();
+                    let ex = std::mem::take(&mut lh.expires);
+                    out.extend(lh.host.ks.broadcast(&ex));
+                }
+                out
+            };
             if let Some(svc) = svc {
                 if !out.is_empty() {
                     self.server.queue(svc, out);
@@ -1320,18 +2147,17 @@ impl Live {
         }
     }
 
-    /// Reads and processes what waits on `port` (queue `queue`).
-    fn drain(&mut self, port: usize, queue: usize) {
+    /// Reads and processes what waits on UDP port `port`.
+    fn drain(&mut self, port: usize) {
         for _ in 0..BATCHES_PER_WAKE {
             let n = match &mut self.ports[port].io {
-                PortIo::Udp(u) => u.recv_batch(&mut self.pool),
-                PortIo::Tap(t) => t.recv_batch(queue, &mut self.pool),
-                PortIo::Pipe { .. } => Ok(0),
+                PortIo::Udp(u) => u.recv_batch(&mut self.lane.pool),
+                PortIo::Tap(_) | PortIo::Pipe { .. } => Ok(0),
             };
             let n = match n {
                 Ok(n) => n,
                 Err(e) => {
-                    let msg = format!("link {}: {e}", self.ports[port].name);
+                    let msg = format!("link {}: {e}", self.ports[port].sh.name);
                     self.error(&msg);
                     0
                 }
@@ -1346,157 +2172,50 @@ impl Live {
         }
     }
 
-    /// Processes the `n` frames in the pool that arrived on `port`.
+    /// Processes the `n` frames in the main thread's pool that arrived on
+    /// `port`.
     fn batch(&mut self, port: usize, n: usize) {
-        let now = wall_clock();
-        let p = &mut self.ports[port];
-        for i in 0..n {
-            p.c.frames_in += 1;
-            p.c.bytes_in += self.pool.lens[i] as u64;
-        }
-        if let Some((c, _)) = p.capture.as_mut() {
-            let ms = wall_ms();
-            for i in 0..n {
-                let _ = c.write(&self.pool.bufs[i][FRONT..FRONT + self.pool.lens[i]], ms);
-            }
-        }
-        let (h, iface, inner) = (p.host, p.iface, p.inner);
-        for i in 0..n {
-            let len = self.pool.lens[i];
-            let lh = &mut self.hosts[h];
-            let buf = &mut self.pool.bufs[i];
-            let r = if lh.bits {
-                bits_path(lh, inner, buf, len, now)
-            } else if let Some(ifc) = iface {
-                gateway_path(lh, ifc, buf, len, now)
-            } else {
-                Fast::Done
-            };
-            match r {
-                Fast::Out { port, start, len } => self.out.push((port, i, start, len)),
-                Fast::Done => {}
-                Fast::Slow => {
-                    let Some(ifc) = iface else { continue };
-                    let lh = &mut self.hosts[h];
-                    let mut ex = std::mem::take(&mut lh.expires);
-                    let txs = lh.host.input(ifc, &buf[FRONT..FRONT + len], now, &mut ex);
-                    lh.expires = ex;
-                    self.flush_out();
-                    self.send_txs(h, txs);
-                }
-                Fast::Txs(txs) => {
-                    self.flush_out();
-                    self.send_txs(h, txs);
-                }
-            }
-        }
-        self.flush_out();
-        self.print_traces();
-    }
-
-    fn print_traces(&mut self) {
-        for lh in &mut self.hosts {
-            if !lh.host.trace.is_empty() {
-                let mut o = std::io::stdout().lock();
-                for l in lh.host.trace.drain(..) {
-                    let _ = writeln!(o, "  {l}");
-                }
-            }
-        }
-    }
-
-    /// Writes the frames the fast path left in the pool.
-    fn flush_out(&mut self) {
-        if self.out.is_empty() {
+        let Some(h) = self.ports.get(port).map(|p| p.sh.host) else {
             return;
-        }
-        let ms = wall_ms();
-        let mut k = 0;
-        while k < self.out.len() {
-            let port = self.out[k].0;
-            // Each port once, in the order first used.
-            if self.out[..k].iter().any(|o| o.0 == port) {
-                k += 1;
-                continue;
-            }
-            let pool = &self.pool;
-            let frames = self
-                .out
-                .iter()
-                .filter(|o| o.0 == port)
-                .map(|&(_, slot, start, len)| &pool.bufs[slot][start..start + len]);
-            let count = self.out.iter().filter(|o| o.0 == port).count() as u64;
-            let bytes: u64 = self
-                .out
-                .iter()
-                .filter(|o| o.0 == port)
-                .map(|o| o.3 as u64)
-                .sum();
-            let Some(p) = self.ports.get_mut(port) else {
-                k += 1;
-                continue;
-            };
-            if let Some((c, _)) = p.capture.as_mut() {
-                for f in frames.clone() {
-                    let _ = c.write(f, ms);
-                }
-            }
-            let sent = match &mut p.io {
-                PortIo::Udp(u) => u.send_frames(frames) as u64,
-                PortIo::Tap(t) => t.send_frames(frames) as u64,
-                PortIo::Pipe { peer } => {
-                    let peer = *peer;
-                    let copies: Vec<Vec<u8>> = frames.map(|f| f.to_vec()).collect();
-                    if let Some(q) = self.ports.get_mut(peer) {
-                        q.queue.extend(copies);
-                    }
-                    count
-                }
-            };
-            let p = &mut self.ports[port];
-            p.c.frames_out += sent;
-            p.c.bytes_out += bytes;
-            p.c.lost_out += count - sent.min(count);
-            k += 1;
-        }
-        self.out.clear();
+        };
+        let host = Arc::clone(&self.hosts[h]);
+        let mut sink = MainSink {
+            ports: &mut self.ports,
+        };
+        self.lane.batch(&host, &self.shared, port, n, &mut sink);
     }
 
     /// Sends frames the host's own path produced, one by one.
     fn send_txs(&mut self, h: usize, txs: Vec<Tx>) {
-        for tx in txs {
-            let Some(&port) = self.hosts[h].iface_port.get(tx.iface) else {
-                continue;
-            };
-            self.send_one(port, &tx.frame);
+        let ports: Vec<(usize, Vec<u8>)> = {
+            let lh = self.hosts[h].lock();
+            txs.into_iter()
+                .filter_map(|tx| lh.iface_port.get(tx.iface).map(|&p| (p, tx.frame)))
+                .collect()
+        };
+        for (port, frame) in ports {
+            self.send_one(port, &frame);
         }
     }
 
     fn send_one(&mut self, port: usize, frame: &[u8]) {
-        let ms = wall_ms();
-        let Some(p) = self.ports.get_mut(port) else {
+        let Some(sh) = self.shared.get(port).cloned() else {
             return;
         };
-        if let Some((c, _)) = p.capture.as_mut() {
-            let _ = c.write(frame, ms);
-        }
-        let sent = match &mut p.io {
-            PortIo::Udp(u) => u.send_frames(std::iter::once(frame)),
-            PortIo::Tap(t) => t.send_frames(std::iter::once(frame)),
-            PortIo::Pipe { peer } => {
-                let peer = *peer;
-                if let Some(q) = self.ports.get_mut(peer) {
-                    q.queue.push_back(frame.to_vec());
-                }
-                1
-            }
+        let mut sink = MainSink {
+            ports: &mut self.ports,
         };
-        let p = &mut self.ports[port];
-        if sent == 1 {
-            p.c.frames_out += 1;
-            p.c.bytes_out += frame.len() as u64;
-        } else {
-            p.c.lost_out += 1;
+        send_counted(&sh, &mut sink, port, std::iter::once(frame));
+    }
+
+    /// Prints what host `h` traced on the main thread.
+    fn print_traces(&self, h: usize) {
+        let lines: Vec<String> = self.hosts[h].lock().host.trace.drain(..).collect();
+        if !lines.is_empty() {
+            let mut o = std::io::stdout().lock();
+            for l in lines {
+                let _ = writeln!(o, "  {l}");
+            }
         }
     }
 
@@ -1512,8 +2231,8 @@ impl Live {
                     break;
                 };
                 let len = f.len().min(crate::netio::MAX_FRAME);
-                self.pool.bufs[n][FRONT..FRONT + len].copy_from_slice(&f[..len]);
-                self.pool.lens[n] = len;
+                self.lane.pool.bufs[n][FRONT..FRONT + len].copy_from_slice(&f[..len]);
+                self.lane.pool.lens[n] = len;
                 n += 1;
             }
             self.batch(port, n);
@@ -1521,17 +2240,18 @@ impl Live {
     }
 
     fn flush_captures(&mut self) {
-        for p in &mut self.ports {
-            if let Some((c, path)) = p.capture.as_mut() {
+        for p in &self.ports {
+            if let Some(cap) = &p.sh.capture {
+                let mut cap = lock(cap);
+                let (c, path) = &mut *cap;
                 let _ = c.flush();
                 let mut text = String::new();
-                for line in esp_sa_file(
-                    self.hosts
-                        .iter()
-                        .flat_map(|h| h.host.ks.sadb().iter().map(|(_, sa)| sa)),
-                )
-                .lines()
-                {
+                let mut all = String::new();
+                for h in &self.hosts {
+                    let lh = h.lock();
+                    all.push_str(&esp_sa_file(lh.host.ks.sadb().iter().map(|(_, sa)| sa)));
+                }
+                for line in all.lines() {
                     if !text.lines().any(|l| l == line) {
                         text.push_str(line);
                         text.push('\n');
@@ -1548,9 +2268,9 @@ impl Live {
     }
 
     fn host_index(&self, name: &str) -> Result<usize, String> {
-        self.hosts
+        self.names
             .iter()
-            .position(|h| h.host.name == name)
+            .position(|h| h == name)
             .ok_or_else(|| format!("no host named {name}"))
     }
 
@@ -1588,8 +2308,8 @@ impl Live {
                 "trace" => match words.get(1) {
                     Some(&"on") | Some(&"off") => {
                         let on = words[1] == "on";
-                        for lh in &mut self.hosts {
-                            lh.host.tracing = on;
+                        for lh in &self.hosts {
+                            lh.lock().host.tracing = on;
                         }
                         Ok(())
                     }
@@ -1643,11 +2363,14 @@ impl Live {
         loader: &mut dyn KeyLoader,
     ) -> Result<(), String> {
         let h = self.host_index(host.ok_or("keys HOST ... end")?)?;
-        let lh = &mut self.hosts[h];
-        lh.flows.clear();
-        let sock = lh.keysock;
-        let out = loader.load(&mut lh.host, sock, text, wall_clock())?;
-        let name = lh.host.name.clone();
+        let out = {
+            let mut g = self.hosts[h].lock();
+            let lh = &mut *g;
+            lh.flows.clear();
+            let sock = lh.keysock;
+            loader.load(&mut lh.host, sock, text, wall_clock())?
+        };
+        let name = self.names[h].clone();
         self.say(
             &format!(
                 "{name}: keys loaded{}",
@@ -1670,7 +2393,7 @@ impl Live {
         let p = self
             .ports
             .iter_mut()
-            .find(|p| p.name == *link && matches!(p.io, PortIo::Udp(_)))
+            .find(|p| p.sh.name == *link && matches!(p.io, PortIo::Udp(_)))
             .ok_or_else(|| format!("no udp link named {link}"))?;
         if let PortIo::Udp(u) = &mut p.io {
             u.set_peer(addr).map_err(|e| format!("peer {addr}: {e}"))?;
@@ -1729,18 +2452,14 @@ impl Live {
                 }
                 "interval" => interval = duration(v).ok_or("interval DURATION (10ms, 1s)")?,
                 "rate" => {
-                    let r: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|r: &f64| *r > 0.0 && r.is_finite())
-                        .ok_or("rate PACKETS-PER-SECOND")?;
-                    interval = Duration::from_secs_f64(1.0 / r);
+                    interval = rate_interval(v)
+                        .ok_or("rate PACKETS-PER-SECOND (above 0.0000001: one in 10^7 s)")?
                 }
                 "timeout" => timeout = duration(v).ok_or("timeout DURATION")?,
                 _ => return Err(format!("unknown option {w}; {usage}")),
             }
         }
-        let lh = &self.hosts[h];
+        let lh = self.hosts[h].lock();
         if lh.bits {
             return Err(format!(
                 "{host} is a bits host: it has no address to send from"
@@ -1755,6 +2474,7 @@ impl Live {
             .flat_map(|i| i.addrs.iter().map(|(a, _)| *a))
             .find(|a| a.is_ipv4() == dst.is_ipv4())
             .ok_or_else(|| format!("{host} has no address of the family of {dst}"))?;
+        drop(lh);
         self.jobs += 1;
         let now = Instant::now();
         self.job = Some(Job {
@@ -1800,21 +2520,24 @@ impl Live {
                 ),
                 Some(p) => stack::udp_datagram(job.src, job.dst, GEN_PORT, p, &payload),
             };
-            let lh = &mut self.hosts[job.host];
-            let mut ex = std::mem::take(&mut lh.expires);
-            let txs = lh.host.send(pkt, wall_clock(), &mut ex);
-            lh.expires = ex;
+            let txs = {
+                let mut lh = self.hosts[job.host].lock();
+                let mut ex = std::mem::take(&mut lh.expires);
+                let txs = lh.host.send(pkt, wall_clock(), &mut ex);
+                lh.expires = ex;
+                txs
+            };
             job.sent_at.push(Some(Instant::now()));
             job.next += 1;
             job.last_sent = Instant::now();
             job.next_at += job.interval;
             burst += 1;
             self.send_txs(job.host, txs);
-            self.print_traces();
+            self.print_traces(job.host);
         }
         self.pipes();
         // Replies.
-        let inbox = std::mem::take(&mut self.hosts[job.host].host.inbox);
+        let inbox = std::mem::take(&mut self.hosts[job.host].lock().host.inbox);
         for p in inbox {
             if let Some(i) = generator_index(&p, job.id, job.udp) {
                 if let Some(slot) = job.sent_at.get_mut(i as usize) {
@@ -1835,7 +2558,7 @@ impl Live {
     }
 
     fn report(&self, job: &Job) {
-        let name = &self.hosts[job.host].host.name;
+        let name = &self.names[job.host];
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (min, max) = (
             job.rtts.iter().min().copied().map(ms).unwrap_or(0.0),
@@ -1881,6 +2604,7 @@ impl Live {
             .hosts
             .iter()
             .map(|lh| {
+                let lh = lh.lock();
                 let h = &lh.host;
                 let c = &h.counters;
                 let sas: Vec<serde_json::Value> = h
@@ -1925,11 +2649,21 @@ impl Live {
                     PortIo::Tap(_) => "tap",
                     PortIo::Pipe { .. } => "link",
                 };
-                json!({
-                    "link": p.name, "kind": kind, "host": self.hosts[p.host].host.name,
-                    "frames_in": p.c.frames_in, "bytes_in": p.c.bytes_in,
-                    "frames_out": p.c.frames_out, "bytes_out": p.c.bytes_out, "lost_out": p.c.lost_out,
-                })
+                let c = p.sh.c.get();
+                let mut v = json!({
+                    "link": p.sh.name, "kind": kind, "host": self.names[p.sh.host],
+                    "frames_in": c.frames_in, "bytes_in": c.bytes_in,
+                    "frames_out": c.frames_out, "bytes_out": c.bytes_out, "lost_out": c.lost_out,
+                });
+                if !p.sh.queue_in.is_empty() {
+                    let q: Vec<u64> =
+                        p.sh.queue_in
+                            .iter()
+                            .map(|c| c.load(Ordering::Relaxed))
+                            .collect();
+                    v["queue_frames_in"] = json!(q);
+                }
+                v
             })
             .collect();
         json!({"event": "counters", "hosts": hosts, "ports": ports})
@@ -1945,6 +2679,7 @@ impl Live {
         }
         let mut text = String::new();
         for lh in &self.hosts {
+            let lh = lh.lock();
             let h = &lh.host;
             let c = &h.counters;
             text.push_str(&format!(
@@ -1983,15 +2718,16 @@ impl Live {
             }
         }
         for p in &self.ports {
+            let c = p.sh.c.get();
             text.push_str(&format!(
                 "link {} ({}): in {} frames {} bytes, out {} frames {} bytes, lost {}\n",
-                p.name,
-                self.hosts[p.host].host.name,
-                p.c.frames_in,
-                p.c.bytes_in,
-                p.c.frames_out,
-                p.c.bytes_out,
-                p.c.lost_out
+                p.sh.name,
+                self.names[p.sh.host],
+                c.frames_in,
+                c.bytes_in,
+                c.frames_out,
+                c.bytes_out,
+                c.lost_out
             ));
         }
         let mut o = std::io::stdout().lock();
@@ -2132,6 +2868,15 @@ mod tests {
         assert_eq!(duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(duration("x"), None);
         assert_eq!(duration("-1s"), None);
+    }
+
+    #[test]
+    fn rates_that_are_no_interval_are_refused_not_a_panic() {
+        assert_eq!(rate_interval("1000"), Some(Duration::from_millis(1)));
+        assert_eq!(rate_interval("0.5"), Some(Duration::from_secs(2)));
+        for bad in ["0", "-5", "nan", "inf", "1e400", "1e-20", "0.00000001", "x"] {
+            assert_eq!(rate_interval(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -117,6 +117,18 @@ impl UdpPort {
         })
     }
 
+    /// Another handle on the same socket (same address and peer; a later
+    /// [`UdpPort::set_peer`] applies to both), with its own scratch space:
+    /// for another thread that sends.
+    pub fn try_clone(&self) -> io::Result<UdpPort> {
+        Ok(UdpPort {
+            sock: self.sock.try_clone()?,
+            peer: self.peer,
+            hdrs: (0..BATCH).map(|_| empty_hdr()).collect(),
+            iovs: (0..BATCH).map(|_| empty_iov()).collect(),
+        })
+    }
+
     /// Sends to (and reads from) another peer from now on.
     pub fn set_peer(&mut self, peer: SocketAddr) -> io::Result<()> {
         self.sock.connect(peer)?;
@@ -358,7 +370,7 @@ impl TapPort {
 
     /// Reads the frames waiting on `queue`, at most [`BATCH`], without
     /// waiting.
-    pub fn recv_batch(&mut self, queue: usize, slots: &mut Slots) -> io::Result<usize> {
+    pub fn recv_batch(&self, queue: usize, slots: &mut Slots) -> io::Result<usize> {
         let Some(q) = self.queues.get(queue) else {
             return Ok(0);
         };
@@ -381,14 +393,20 @@ impl TapPort {
         Ok(n)
     }
 
-    /// Writes frames to the kernel side (through queue 0); returns how many
-    /// it took (a TAP that is down refuses them: lost, as on a wire).
-    pub fn send_frames<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) -> usize {
-        let Some(q) = self.queues.first() else {
-            return 0;
-        };
+    /// Writes frames to the kernel side; returns how many it took (a TAP
+    /// that is down refuses them: lost, as on a wire). With several
+    /// queues, each flow's frames go through the queue [`flow_queue`]
+    /// picks: the kernel remembers the queue a flow's packets arrived on
+    /// and sends the flow's packets back through the same one, so the
+    /// flows spread over the queues (and their threads) instead of all
+    /// following queue 0.
+    pub fn send_frames<'a>(&self, frames: impl Iterator<Item = &'a [u8]>) -> usize {
+        let n = self.queues.len();
         let mut sent = 0;
         for f in frames {
+            let Some(q) = self.queues.get(if n > 1 { flow_queue(f, n) } else { 0 }) else {
+                return sent;
+            };
             loop {
                 match q.send(f) {
                     Ok(_) => sent += 1,
@@ -400,6 +418,54 @@ impl TapPort {
         }
         sent
     }
+}
+
+/// The queue (of `n`) for the flow of an Ethernet frame: a hash of its
+/// addresses, protocol and ports, the same for both directions of a flow
+/// (as the kernel's own flow hash for TAP queues is). Frames that are not
+/// IP go to queue 0.
+pub fn flow_queue(frame: &[u8], n: usize) -> usize {
+    fn fold(b: &[u8]) -> u64 {
+        b.chunks(4).fold(0u64, |h, c| {
+            let mut w = [0u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            h ^ u64::from(u32::from_be_bytes(w))
+        })
+    }
+    let Some(et) = frame.get(12..14) else {
+        return 0;
+    };
+    let ip = &frame[14..];
+    let (proto, addrs, l4) = match (et, ip.first().map(|b| b >> 4)) {
+        ([0x08, 0x00], Some(4)) => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            match (ip.get(9), ip.get(12..20)) {
+                (Some(&p), Some(a)) => (p, fold(&a[..4]) ^ fold(&a[4..]), ip.get(ihl..ihl + 4)),
+                _ => return 0,
+            }
+        }
+        ([0x86, 0xdd], Some(6)) => match (ip.get(6), ip.get(8..40)) {
+            (Some(&p), Some(a)) => (p, fold(&a[..16]) ^ fold(&a[16..]), ip.get(40..44)),
+            _ => return 0,
+        },
+        _ => return 0,
+    };
+    let ports = match (proto, l4) {
+        (6 | 17, Some(p)) => {
+            u64::from(u16::from_be_bytes([p[0], p[1]]) ^ u16::from_be_bytes([p[2], p[3]]))
+        }
+        _ => 0,
+    };
+    // MurmurHash3's finaliser: every input bit reaches every output bit
+    // (ports of one host's connections differ in their high bits only:
+    // Linux gives connect() even ports).
+    let mut h = addrs ^ (ports << 32) ^ u64::from(proto);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h % n.max(1) as u64) as usize
 }
 
 #[cfg(test)]
@@ -438,6 +504,37 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(a.recv_batch(&mut slots).unwrap(), 1);
         assert_eq!(&slots.bufs[0][FRONT..FRONT + slots.lens[0]], b"hello");
+    }
+
+    fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[14 + 12..14 + 16].copy_from_slice(&src);
+        f[14 + 16..14 + 20].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_flow_keeps_its_queue_both_ways_and_flows_spread() {
+        let (a, b) = ([198, 18, 1, 2], [198, 18, 2, 2]);
+        let mut used = [0usize; 4];
+        // Linux's connect() takes even ports: they must spread too.
+        for port in (40000..40128).step_by(2) {
+            let q = flow_queue(&tcp4(a, b, port, 5201), 4);
+            assert_eq!(q, flow_queue(&tcp4(b, a, 5201, port), 4), "port {port}");
+            used[q] += 1;
+        }
+        assert!(used.iter().all(|&n| n >= 4), "flows spread: {used:?}");
+        // Not IP, or cut short: queue 0.
+        assert_eq!(flow_queue(&[0u8; 10], 4), 0);
+        let mut arp = tcp4(a, b, 1, 2);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(flow_queue(&arp, 4), 0);
+        assert_eq!(flow_queue(&tcp4(a, b, 1, 2)[..30], 4), 0);
     }
 
     #[test]

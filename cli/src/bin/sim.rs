@@ -89,8 +89,9 @@ struct BenchShape {
     /// in front of each namespace); several separated by commas.
     #[arg(long, default_value = "tunnel")]
     mode: String,
-    /// aes-gcm, aes-cbc-sha1, ah-sha1, clear (no SA: the path's I/O
-    /// limit); several separated by commas.
+    /// aes-gcm, aes-cbc-sha1, ah-sha1, null-sha1 (ESP NULL encryption
+    /// with HMAC-SHA1: framing and integrity, no cipher), clear (no SA:
+    /// the path's I/O limit); several separated by commas.
     #[arg(long, default_value = "aes-gcm,aes-cbc-sha1,clear")]
     alg: String,
     /// 4 or 6.
@@ -99,9 +100,16 @@ struct BenchShape {
     /// The namespaces' MTU.
     #[arg(long, default_value_t = 1500)]
     mtu: u16,
-    /// Queues per TAP (more than 1: a multi-queue TAP).
+    /// Queues per TAP (more than 1: a multi-queue TAP); each queue is
+    /// served by its own thread.
     #[arg(long, default_value_t = 1)]
     queues: usize,
+    /// iperf3 parallel streams (-P), spread over the queues by flow.
+    #[arg(long, default_value_t = 1)]
+    streams: u32,
+    /// The SAs' replay window in packets (0: none; at most 255).
+    #[arg(long, default_value_t = 64)]
+    replay: u8,
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,14 +250,17 @@ fn bench_specs(shape: &BenchShape) -> Result<Vec<sim::bench::BenchSpec>, String>
             _ => return Err(format!("mode {m:?}: tunnel or transport")),
         };
         for a in shape.alg.split(',') {
-            let alg = sim::bench::Alg::parse(a)
-                .ok_or_else(|| format!("alg {a:?}: aes-gcm, aes-cbc-sha1, ah-sha1 or clear"))?;
+            let alg = sim::bench::Alg::parse(a).ok_or_else(|| {
+                format!("alg {a:?}: aes-gcm, aes-cbc-sha1, ah-sha1, null-sha1 or clear")
+            })?;
             out.push(sim::bench::BenchSpec {
                 mode,
                 alg,
                 mtu: shape.mtu,
                 capture: false,
                 queues: shape.queues.clamp(1, 16),
+                streams: shape.streams.clamp(1, 128),
+                replay: shape.replay,
             });
         }
     }
