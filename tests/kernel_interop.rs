@@ -970,7 +970,7 @@ fn judge(c: &Case, o: &Outcome) -> Vec<String> {
 
 fn table(cases: &[Case], outcomes: &[Option<Outcome>], wire: &BTreeMap<u32, Wire>) -> String {
     let mut t = format!(
-        "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  verdict\n",
+        "{:<26} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  verdict\n",
         "case", "kernel", "SA", "dir", "ping>", "ping<", "Linux pk/B", "sim pk/B", "wire"
     );
     let on_wire = |spi: &u32| match wire.get(spi) {
@@ -986,7 +986,7 @@ fn table(cases: &[Case], outcomes: &[Option<Outcome>], wire: &BTreeMap<u32, Wire
     };
     for (c, o) in cases.iter().zip(outcomes) {
         let Some(o) = o else {
-            let _ = writeln!(t, "{:<22} {:<6} not run", c.name, c.kernel);
+            let _ = writeln!(t, "{:<26} {:<6} not run", c.name, c.kernel);
             continue;
         };
         let wire_ok = [c.spi, c.spi + 1]
@@ -1001,7 +1001,7 @@ fn table(cases: &[Case], outcomes: &[Option<Outcome>], wire: &BTreeMap<u32, Wire
             let ping = |p: Option<u64>| p.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 t,
-                "{:<22} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  {}",
+                "{:<26} {:<6} {:<7} {:>10} {:>5} {:>5} {:>13} {:>13} {:>9}  {}",
                 if k == 0 { c.name } else { "" },
                 if k == 0 { c.kernel } else { "" },
                 format!("0x{spi:x}"),
