@@ -634,7 +634,7 @@ fn replay(
     scan.good_len = MAGIC.len() as u64;
     let mut diverged = 0u64;
     // The length the damaged record claims, when its header is whole.
-    let mut bad_len = None;
+    let mut bad_len;
     let damaged = loop {
         bad_len = None;
         let hdr = match rd.take(REC_HDR).map_err(io_err(path, "cannot read"))? {
