@@ -130,20 +130,39 @@ pub fn listen_on(cfg: &DaemonConfig) -> io::Result<OwnedFd> {
         None,
     )
     .map_err(io_err)?;
-    let addr = UnixAddr::new(&cfg.socket).map_err(io_err)?;
+    // Bound under a temporary name and renamed once listening, so the
+    // socket never exists without accepting (a client that connects as
+    // soon as the file appears is never refused). A path too long for a
+    // temporary name is bound directly.
+    let tmp = cfg.socket.file_name().map(|n| {
+        let mut t = std::ffi::OsString::from(".");
+        t.push(n);
+        t.push(format!(".{}", std::process::id()));
+        cfg.socket.with_file_name(t)
+    });
+    let staged = tmp.filter(|t| UnixAddr::new(t).is_ok());
+    let at = staged.clone().unwrap_or_else(|| cfg.socket.clone());
+    let r = bind_and_listen(&fd, &at, cfg.group).and_then(|()| match &staged {
+        Some(t) => std::fs::rename(t, &cfg.socket),
+        None => Ok(()),
+    });
+    if let (Err(_), Some(t)) = (&r, &staged) {
+        let _ = std::fs::remove_file(t);
+    }
+    r.map(|()| fd)
+}
+
+fn bind_and_listen(fd: &OwnedFd, at: &std::path::Path, group: Option<Gid>) -> io::Result<()> {
+    let addr = UnixAddr::new(at).map_err(io_err)?;
     let old = umask(Mode::from_bits_truncate(0o177));
     let r = bind(fd.as_raw_fd(), &addr);
     umask(old);
     r.map_err(io_err)?;
-    if let Some(g) = cfg.group {
-        nix::unistd::chown(&cfg.socket, None, Some(g)).map_err(io_err)?;
-        std::fs::set_permissions(
-            &cfg.socket,
-            std::os::unix::fs::PermissionsExt::from_mode(0o660),
-        )?;
+    if let Some(g) = group {
+        nix::unistd::chown(at, None, Some(g)).map_err(io_err)?;
+        std::fs::set_permissions(at, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
     }
-    listen(&fd, Backlog::new(64).map_err(io_err)?).map_err(io_err)?;
-    Ok(fd)
+    listen(fd, Backlog::new(64).map_err(io_err)?).map_err(io_err)
 }
 
 /// A socket that becomes readable on SIGTERM or SIGINT.

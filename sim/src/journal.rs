@@ -100,6 +100,16 @@ pub enum JournalError {
     #[error("{path} is not a sadbd state file")]
     NotJournal { path: PathBuf },
     #[error(
+        "state file {path}: the record at offset {offset} is damaged and {after} bytes follow it: \
+         not a write cut short by a crash, so nothing is discarded and sadbd does not start \
+         (move the file away to start empty, or put back a good copy)"
+    )]
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        after: u64,
+    },
+    #[error(
         "state file {path} was written for --local {journal}; this daemon has --local {given} \
          (start it with the same addresses, or use another state file)"
     )]
@@ -623,13 +633,17 @@ fn replay(
     }
     scan.good_len = MAGIC.len() as u64;
     let mut diverged = 0u64;
+    // The length the damaged record claims, when its header is whole.
+    let mut bad_len;
     let damaged = loop {
+        bad_len = None;
         let hdr = match rd.take(REC_HDR).map_err(io_err(path, "cannot read"))? {
             Some(h) => h,
             None if rd.rest().is_empty() => break false,
             None => break true,
         };
         let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+        bad_len = Some(len);
         let crc = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if len == 0 || len > MAX_RECORD {
             break true;
@@ -683,6 +697,26 @@ fn replay(
         scan.good_len += (REC_HDR + len) as u64;
         scan.records += 1;
     };
+    drop(rd);
+    if damaged {
+        // A crash cuts the last record short (or leaves zeros where it
+        // was to be): the damage runs to the end of the file. Damage with
+        // records after it is something else (a flipped bit, an edit), and
+        // cutting there would throw good records away.
+        let after = file_len - scan.good_len;
+        let tail = after < REC_HDR as u64
+            || match bad_len {
+                Some(len) if (1..=MAX_RECORD).contains(&len) => (REC_HDR + len) as u64 >= after,
+                _ => false,
+            };
+        if !tail && !zeros_from(file, scan.good_len).map_err(io_err(path, "cannot read"))? {
+            return Err(JournalError::Damaged {
+                path: path.to_path_buf(),
+                offset: scan.good_len,
+                after,
+            });
+        }
+    }
     restored.records += scan.records;
     if damaged || scan.good_len < file_len {
         restored.warnings.push(format!(
@@ -701,6 +735,25 @@ fn replay(
         ));
     }
     Ok(scan)
+}
+
+/// Whether every byte of `file` from `offset` on is zero.
+fn zeros_from(file: &mut File, offset: u64) -> io::Result<bool> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 /// Replays one OP; `Some(false)` when the kernel now refuses it.

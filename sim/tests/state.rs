@@ -327,3 +327,77 @@ fn with_fsync_every_acknowledged_sa_survives_kill_9() {
     spis.sort();
     assert_eq!(spis, (BASE..BASE + 200).collect::<Vec<_>>());
 }
+
+/// Damage with good records after it (a flipped byte, not a crash) is
+/// refused with its offset and the file is left as it was; damage that
+/// runs to the end (a write cut short, or zeros after a crash) is cut off
+/// and the records before it come back.
+#[test]
+fn damage_inside_the_journal_is_refused_and_only_a_torn_tail_is_cut() {
+    let dir = TempDir::new("state-damage");
+    let state = dir.0.join("state");
+    let args = ["--state", state.to_str().expect("utf-8")];
+    let d = Daemon::start(&dir.0, &args);
+    let c = d.connect();
+    for i in 0..20u32 {
+        c.send(&add(BASE + i, i + 1)).expect("send");
+        let b = c
+            .recv(Some(Duration::from_secs(5)))
+            .expect("recv")
+            .expect("reply");
+        assert_eq!(header(&b).1, 0);
+    }
+    drop(c);
+    d.signal(Signal::SIGTERM);
+    drop(d);
+    let good = std::fs::read(&state).expect("read");
+    // A byte flipped in the first record (the host's addresses), and one
+    // in the middle: refused, nothing discarded.
+    for at in [12, good.len() / 2] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x40;
+        std::fs::write(&state, &bad).expect("write");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sadbd"))
+            .arg("--socket")
+            .arg(dir.0.join("s.sock"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        let end = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("byte {at}: sadbd started on a damaged journal");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "byte {at}: {err}");
+        assert!(
+            err.contains("is damaged") && err.contains("nothing is discarded"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&state).expect("read"),
+            bad,
+            "the file is untouched"
+        );
+    }
+    // A torn last record, then zeros where a record was to be: the daemon
+    // starts with every SA before the damage.
+    for tail in [good[..good.len() - 3].to_vec(), {
+        let mut z = good.clone();
+        z.extend_from_slice(&[0u8; 100]);
+        z
+    }] {
+        std::fs::write(&state, &tail).expect("write");
+        let d = Daemon::start(&dir.0, &args);
+        let spis = dump_spis(&d.connect());
+        assert!(spis.len() >= 19, "{} SAs back", spis.len());
+        d.signal(Signal::SIGTERM);
+    }
+}
