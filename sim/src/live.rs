@@ -13,6 +13,12 @@
 //! resolved, policy rules, NAT, tracing) takes the host's own path
 //! ([`Host::input`]), which allocates but knows everything.
 //!
+//! Threads: each TAP queue is read by its own thread; the main thread
+//! keeps the UDP links, in-process links, PF_KEY sockets and commands.
+//! Hosts are shared behind a lock: a batch's decisions and the SADB's
+//! share (sequence numbers, replay checks, lifetimes) run under it, the
+//! crypto outside it with the SA's shared cipher state (`Lane::batch`).
+//!
 //! A host is one of: an ordinary host or gateway with interfaces on the
 //! links (a TAP as its interface: role (a); as a gateway's inner side,
 //! with `proxy` prefixes answered by ARP/ND: role (b)); or a `bits` host,
