@@ -27,6 +27,8 @@ pub struct Plan {
     pub mtu: u16,
     /// The SAs' replay window (0: none).
     pub replay: u8,
+    /// The TAPs' checksum and segmentation offload.
+    pub offload: bool,
     pub sim: PathBuf,
     pub ipseckey: PathBuf,
 }
@@ -60,8 +62,11 @@ pub struct E2eResult {
     pub family: &'static str,
     pub mtu: u16,
     pub seconds: u32,
-    /// Queues per TAP, each served by its own thread (`--threads`).
+    /// Queues per TAP (`--threads`): one is served by the main thread,
+    /// several by a thread each.
     pub queues: usize,
+    /// The TAPs' checksum and segmentation offload (`--offload`).
+    pub offload: bool,
     /// iperf3 parallel streams (`--threads`).
     pub streams: u32,
     pub replay_window: u8,
@@ -102,6 +107,7 @@ pub fn measure(plan: &Plan, set: &Settings, mut tick: impl FnMut()) -> Result<E2
                     queues: threads,
                     streams: threads as u32,
                     replay: plan.replay,
+                    offload: plan.offload,
                 };
                 let v = sim::bench::measure(&spec, &tools, plan.v6, plan.seconds)
                     .map_err(|e| format!("e2e {} {}: {e}", mode.name(), alg.name()))?;
@@ -150,6 +156,7 @@ pub fn measure(plan: &Plan, set: &Settings, mut tick: impl FnMut()) -> Result<E2
         mtu: plan.mtu,
         seconds: plan.seconds,
         queues: threads,
+        offload: plan.offload,
         streams: threads as u32,
         replay_window: plan.replay,
         rows,

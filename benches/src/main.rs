@@ -99,6 +99,11 @@ struct E2eArgs {
     /// The SAs' replay window in packets (0: none).
     #[arg(long, default_value_t = 64)]
     replay: u8,
+    /// The TAPs' checksum and segmentation offload: on (TCP handed over
+    /// in frames of up to 64 KiB, cut into segments by the simulated
+    /// hosts) or off (one TAP read per segment).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    offload: String,
     /// The sim program (default: the one next to ipsec-bench).
     #[arg(long, value_name = "PATH", value_parser = program)]
     sim: Option<PathBuf>,
@@ -414,6 +419,7 @@ fn e2e_plan(a: &E2eArgs) -> Result<e2e_mode::Plan, String> {
         v6: a.family == 6,
         mtu: a.mtu,
         replay: a.replay,
+        offload: a.offload == "on",
         sim,
         ipseckey,
     })
@@ -453,6 +459,7 @@ fn run(mode: &Mode, set: &Settings, json: bool) -> Result<(), String> {
                 family: 4,
                 mtu: 1500,
                 replay: 64,
+                offload: "on".to_string(),
                 sim: None,
                 ipseckey: a.ipseckey.clone(),
             })),
@@ -715,14 +722,18 @@ fn pfkey_table(r: &PfkeyResult) -> String {
 
 fn e2e_table(r: &E2eResult) -> String {
     let mut s = format!(
-        "End to end (TAP bench, root): iperf3 TCP, {} stream{}, {} s per run, {}, MTU {}, {} queue{} per TAP (a thread each), replay window {}\n",
+        "End to end (TAP bench, root): iperf3 TCP, {} stream{}, {} s per run, {}, MTU {}, {} per TAP, TAP offload {}, replay window {}\n",
         r.streams,
         if r.streams == 1 { "" } else { "s" },
         r.seconds,
         if r.family == "ipv6" { "IPv6" } else { "IPv4" },
         r.mtu,
-        r.queues,
-        if r.queues == 1 { "" } else { "s" },
+        if r.queues == 1 {
+            "1 queue (served by the main thread)".to_string()
+        } else {
+            format!("{} queues (a thread each)", r.queues)
+        },
+        if r.offload { "on" } else { "off" },
         r.replay_window
     );
     s += &format!("baseline: {}\n", r.baseline);

@@ -98,7 +98,12 @@ pub fn run_stream(s: &mut Session<'_>, popts: ParseOpts, input: &mut dyn BufRead
             Ok(None) => {}
             Err(e) => {
                 let in_file = matches!(s.mode, Mode::File | Mode::Check);
-                let _ = writeln!(s.err, "ipseckey: {e}");
+                let msg = if in_file {
+                    e.to_string()
+                } else {
+                    e.interactive()
+                };
+                let _ = writeln!(s.err, "ipseckey: {msg}");
                 if in_file {
                     t.fatal = true;
                     return t;

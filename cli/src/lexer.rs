@@ -27,6 +27,18 @@ pub enum ReadError {
     TooManyTokens,
 }
 
+impl ReadError {
+    /// The message when reading interactively (standard input, the
+    /// prompt): an over-long line is dropped and the session goes on, so
+    /// no line number (ipseckey-behaviour.md 1.2).
+    pub fn interactive(&self) -> String {
+        match self {
+            ReadError::LineTooBig(_) => format!("Line too long (max={MAX_COMMAND} chars)"),
+            e => e.to_string(),
+        }
+    }
+}
+
 /// Splits a command into tokens: whitespace separates, a double quote
 /// starts a region where it does not; the quotes are not kept.
 pub fn tokenize(s: &str) -> Result<Vec<String>, ReadError> {

@@ -262,7 +262,7 @@ fn interactive(s: &mut Session<'_>, popts: ParseOpts) {
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => eprintln!("ipseckey: {e}"),
+                    Err(e) => eprintln!("ipseckey: {}", e.interactive()),
                 }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => {

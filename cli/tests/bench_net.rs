@@ -120,6 +120,20 @@ fn assert_only_ipsec(protocols: &[String], wrapper: &str, inner: &str, min: usiz
 /// ping and a 8 MB iperf3 TCP transfer over one family; the SA byte
 /// counters cover iperf3's bytes with TCP/IP headers and retransmissions,
 /// and the b side opened no more than the a side sent.
+/// GSO frames read and segments cut, over both processes' TAPs.
+fn gso_in(counters: &[serde_json::Value]) -> (u64, u64) {
+    let mut t = (0, 0);
+    for c in counters {
+        for p in c["ports"].as_array().into_iter().flatten() {
+            if p["kind"] == "tap" {
+                t.0 += p["gso_frames_in"].as_u64().expect("gso_frames_in");
+                t.1 += p["gso_segments_in"].as_u64().expect("gso_segments_in");
+            }
+        }
+    }
+    t
+}
+
 fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     let (sent, received) = b.ping(v6, 5).unwrap();
     assert_eq!(
@@ -129,6 +143,7 @@ fn traffic(b: &mut Bench, v6: bool, spi: &str) {
         if v6 { "IPv6" } else { "IPv4" }
     );
     let before = sa_bytes(&b.counters().unwrap(), spi);
+    let gso_before = gso_in(&b.counters().unwrap());
     let r = b.iperf(v6, 0, Some(8 << 20)).unwrap();
     // iperf3's receiver total may miss the last bytes in flight when the
     // test ends; the sender's is what TCP delivered. With -n the sender
@@ -144,6 +159,20 @@ fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     // the server stops reading at the end of the test).
     std::thread::sleep(std::time::Duration::from_millis(300));
     let after = sa_bytes(&b.counters().unwrap(), spi);
+    // With the TAPs' offload on, the sender's kernel hands its TCP over
+    // in large frames that the simulated host cuts into segments (and
+    // every byte above still arrived, counted by the SAs); without it,
+    // never.
+    let gso = gso_in(&b.counters().unwrap());
+    let (frames, segments) = (gso.0 - gso_before.0, gso.1 - gso_before.1);
+    if b.spec.offload {
+        assert!(
+            frames > 0 && segments > 2 * frames,
+            "offload on: {frames} GSO frames read, {segments} segments cut"
+        );
+    } else {
+        assert_eq!((frames, segments), (0, 0), "offload off");
+    }
     let (out, inn) = (after.0 - before.0, after.1 - before.1);
     let (got, put) = (r.bytes_received, r.bytes_sent);
     assert!(out >= got, "SA out {out} bytes < iperf3's {got} received");
@@ -172,6 +201,7 @@ fn esp_tunnel_between_gateways_ipv4_and_ipv6() {
         queues: 1,
         streams: 1,
         replay: 0,
+        offload: true,
     };
     let mut b = Bench::up(&spec, &tools()).unwrap();
     traffic(&mut b, false, "0x1000");
@@ -201,6 +231,7 @@ fn esp_transport_through_bump_in_the_stack_hosts() {
         queues: 1,
         streams: 1,
         replay: 0,
+        offload: true,
     };
     let mut b = Bench::up(&spec, &tools()).unwrap();
     traffic(&mut b, false, "0x1000");
@@ -230,6 +261,8 @@ fn ah_transport_ipv4_and_ipv6() {
         queues: 1,
         streams: 1,
         replay: 0,
+        // The TAPs without offload: one read per segment.
+        offload: false,
     };
     let mut b = Bench::up(&spec, &tools()).unwrap();
     traffic(&mut b, false, "0x1000");
@@ -262,6 +295,7 @@ fn teardown_leaves_nothing_behind() {
         queues: 2,
         streams: 1,
         replay: 0,
+        offload: true,
     };
     let b = Bench::up(&spec, &tools()).unwrap();
     let (ns, taps) = (b.ns.clone(), b.taps.clone());
@@ -325,6 +359,7 @@ fn multi_queue_taps_have_a_thread_per_queue_and_keep_sequence_order() {
         queues: 2,
         streams: 8,
         replay: 4,
+        offload: true,
     };
     let mut b = Bench::up(&spec, &tools()).unwrap();
     for pid in b.pids() {

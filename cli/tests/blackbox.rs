@@ -617,7 +617,10 @@ fn an_endless_line_is_read_in_bounded_memory() {
     let o = child.wait_with_output().expect("wait");
     let _ = writer.join();
     assert!(o.status.success(), "{:?} {}", o.status, text(&o.stderr));
-    assert_eq!(text(&o.stderr), "ipseckey: Line 1 too big.\n");
+    assert_eq!(
+        text(&o.stderr),
+        "ipseckey: Line too long (max=4096 chars)\n"
+    );
     assert_eq!(text(&o.stdout), "Dump succeeded for SA type 0.\n");
 }
 

@@ -110,6 +110,10 @@ pub struct BenchSpec {
     pub streams: u32,
     /// The SAs' replay window in packets (0: none).
     pub replay: u8,
+    /// The TAPs' checksum and segmentation offload (the kernel hands the
+    /// simulated hosts TCP in frames of up to 64 KiB, cut into segments
+    /// there).
+    pub offload: bool,
 }
 
 /// Where the programs are.
@@ -436,11 +440,14 @@ impl Bench {
             let peer = ports[1 - i];
             let n = i + 1;
             let peer_n = 2 - i;
-            let queues = if mq {
+            let mut queues = if mq {
                 format!(" queues {}", spec.queues)
             } else {
                 String::new()
             };
+            if !spec.offload {
+                queues.push_str(" offload off");
+            }
             let mut conf = match spec.mode {
                 Mode::Tunnel => format!(
                     "host gw{n} forward gateway 192.0.2.{peer_n} gateway 2001:db8:ff::{peer_n}\n\
@@ -817,7 +824,7 @@ pub fn measure(spec: &BenchSpec, tools: &Tools, v6: bool, seconds: u32) -> Resul
     b.down();
     Ok(json!({
         "mode": spec.mode.name(), "alg": spec.alg.name(), "family": if v6 { "ipv6" } else { "ipv4" },
-        "mtu": spec.mtu, "queues": spec.queues, "streams": spec.streams, "replay": spec.replay,
+        "mtu": spec.mtu, "queues": spec.queues, "offload": spec.offload, "streams": spec.streams, "replay": spec.replay,
         "ping": {"sent": sent, "received": received},
         "iperf3": {
             "seconds": r.seconds, "bytes_sent": r.bytes_sent, "bytes_received": r.bytes_received,

@@ -3,7 +3,7 @@
 //! receive is one reply, as on a kernel PF_KEY socket.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,6 +23,26 @@ pub struct Client {
     /// Receive buffer of the largest message, allocated once: zeroing
     /// 512 KiB per message cost more than the rest of a round trip.
     buf: Mutex<Vec<u8>>,
+}
+
+/// Waits until `fd` can be read, or `timeout` (None: for ever) passes;
+/// returns whether it can. A signal does not cut the wait short. Every
+/// socket client here (the simulator's PF_KEY socket, Linux's PF_KEY and
+/// XFRM netlink sockets) waits for its replies this way.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let t = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX),
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, t) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+        }
+    }
 }
 
 fn io_err(e: nix::Error) -> io::Error {
@@ -80,13 +100,7 @@ impl Client {
         buf: &mut [u8],
         timeout: Option<Duration>,
     ) -> io::Result<Option<usize>> {
-        let t = match timeout {
-            None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX),
-        };
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, t).map_err(io_err)? == 0 {
+        if !wait_readable(self.fd.as_fd(), timeout)? {
             return Ok(None);
         }
         let n = recv(self.fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(io_err)?;

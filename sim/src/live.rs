@@ -13,8 +13,9 @@
 //! resolved, policy rules, NAT, tracing) takes the host's own path
 //! ([`Host::input`]), which allocates but knows everything.
 //!
-//! Threads: each TAP queue is read by its own thread; the main thread
-//! keeps the UDP links, in-process links, PF_KEY sockets and commands.
+//! Threads: each queue of a multi-queue TAP is read by its own thread;
+//! the main thread keeps the UDP links, one-queue TAPs, in-process
+//! links, PF_KEY sockets and commands.
 //! Hosts are shared behind a lock: a batch's decisions and the SADB's
 //! share (sequence numbers, replay checks, lifetimes) run under it, the
 //! crypto outside it with the SA's shared cipher state (`Lane::batch`).
@@ -107,6 +108,8 @@ pub enum LinkKind {
         end: End,
         ifname: String,
         queues: usize,
+        /// Ask for the kernel's checksum and segmentation offload.
+        offload: bool,
         proxy: Vec<(IpAddr, u8)>,
     },
 }
@@ -311,7 +314,7 @@ pub fn parse(text: &str) -> Result<Spec, LiveError> {
                         ))
                     }
                     ("tap", [end, ifname, opts @ ..]) => {
-                        let (mut queues, mut proxy) = (1usize, Vec::new());
+                        let (mut queues, mut offload, mut proxy) = (1usize, true, Vec::new());
                         let mut it = opts.iter();
                         while let Some(&o) = it.next() {
                             let v = it
@@ -325,6 +328,13 @@ pub fn parse(text: &str) -> Result<Spec, LiveError> {
                                         .filter(|q| (1..=16).contains(q))
                                         .ok_or_else(|| err(line, "queues 1..16"))?
                                 }
+                                "offload" => {
+                                    offload = match *v {
+                                        "on" => true,
+                                        "off" => false,
+                                        _ => return Err(err(line, "offload on|off")),
+                                    }
+                                }
                                 "proxy" => proxy = parse_prefixes(v).map_err(|e| err(line, e))?,
                                 _ => return Err(err(line, format!("unknown tap option {o}"))),
                             }
@@ -333,13 +343,14 @@ pub fn parse(text: &str) -> Result<Spec, LiveError> {
                             end: parse_end(end).map_err(|e| err(line, e))?,
                             ifname: ifname.to_string(),
                             queues,
+                            offload,
                             proxy,
                         }
                     }
                     _ => {
                         return Err(err(
                             line,
-                            "tap NAME HOST[:ADDR/P,...] IFNAME [queues N] [proxy PREFIX,...]",
+                            "tap NAME HOST[:ADDR/P,...] IFNAME [queues N] [offload on|off] [proxy PREFIX,...]",
                         ))
                     }
                 };
@@ -1567,6 +1578,16 @@ impl Worker {
     }
 }
 
+/// Whether the main thread serves this TAP beside the UDP links, as it
+/// does when the TAP has one queue. A thread of its own would only hand
+/// the host's lock back and forth with the main thread, which serves the
+/// other direction: on two cores, shared with the applications and the
+/// kernels' TCP, that measured slower (PERFORMANCE.md, "Real applications
+/// through TAP"). With `queues N` (N >= 2) each queue has its own thread.
+fn inline_tap(t: &TapPort) -> bool {
+    t.queues() == 1
+}
+
 /// How a live process runs.
 #[derive(Debug, Clone, Default)]
 pub struct LiveOpts {
@@ -1786,8 +1807,13 @@ impl Live {
                             err(l.line, format!("udp link {}: {local}: {e}", l.name))
                         })?)
                     }
-                    LinkKind::Tap { ifname, queues, .. } => PortIo::Tap(Arc::new(
-                        TapPort::open(ifname, *queues).map_err(|e| err(l.line, e))?,
+                    LinkKind::Tap {
+                        ifname,
+                        queues,
+                        offload,
+                        ..
+                    } => PortIo::Tap(Arc::new(
+                        TapPort::open(ifname, *queues, *offload).map_err(|e| err(l.line, e))?,
                     )),
                 };
                 let lh = &mut hosts[h];
@@ -1936,8 +1962,17 @@ impl Live {
                         TapOrigin::Attached => "attached",
                     };
                     self.say(
-                        &format!("{host}: tap link {name} on {} ({how}, {} queue(s), a thread each)", t.name, t.queues()),
-                        json!({"event": "tap", "link": name, "host": host, "ifname": t.name, "origin": how, "queues": t.queues()}),
+                        &format!(
+                            "{host}: tap link {name} on {} ({how}, {}{})",
+                            t.name,
+                            if inline_tap(t) {
+                                "1 queue, served by the main thread".to_string()
+                            } else {
+                                format!("{} queues, a thread each", t.queues())
+                            },
+                            if t.offload() { ", segmentation offload" } else { "" }
+                        ),
+                        json!({"event": "tap", "link": name, "host": host, "ifname": t.name, "origin": how, "queues": t.queues(), "offload": t.offload()}),
                     );
                 }
                 PortIo::Pipe { .. } => {}
@@ -1955,6 +1990,10 @@ impl Live {
             let PortIo::Tap(tap) = &port.io else {
                 continue;
             };
+            // One queue: the main thread serves it (see `inline_tap`).
+            if inline_tap(tap) {
+                continue;
+            }
             for queue in 0..tap.queues() {
                 let mut ios = Vec::with_capacity(self.ports.len());
                 for other in &self.ports {
@@ -2005,12 +2044,17 @@ impl Live {
 
     fn serve(&mut self, loader: &mut dyn KeyLoader) -> std::io::Result<()> {
         let stdin = std::io::stdin();
-        // Ports the main thread reads (the TAP queues have their threads).
+        // Ports the main thread reads: UDP links and one-queue TAPs (the
+        // queues of a multi-queue TAP have their threads).
         let fdmap: Vec<usize> = self
             .ports
             .iter()
             .enumerate()
-            .filter(|(_, p)| matches!(p.io, PortIo::Udp(_)))
+            .filter(|(_, p)| match &p.io {
+                PortIo::Udp(_) => true,
+                PortIo::Tap(t) => inline_tap(t),
+                PortIo::Pipe { .. } => false,
+            })
             .map(|(i, _)| i)
             .collect();
         loop {
@@ -2023,8 +2067,10 @@ impl Live {
                     extra.push(stdin.as_fd());
                 }
                 for &p in &fdmap {
-                    if let PortIo::Udp(u) = &self.ports[p].io {
-                        extra.push(u.fd());
+                    match &self.ports[p].io {
+                        PortIo::Udp(u) => extra.push(u.fd()),
+                        PortIo::Tap(t) => extra.extend(t.fd(0)),
+                        PortIo::Pipe { .. } => {}
                     }
                 }
                 let listeners: Vec<&OwnedFd> = self.listeners.iter().map(|(_, l)| l).collect();
@@ -2153,12 +2199,20 @@ impl Live {
         }
     }
 
-    /// Reads and processes what waits on UDP port `port`.
+    /// Reads and processes what waits on port `port` (a UDP link or a
+    /// one-queue TAP).
     fn drain(&mut self, port: usize) {
         for _ in 0..BATCHES_PER_WAKE {
             let n = match &mut self.ports[port].io {
                 PortIo::Udp(u) => u.recv_batch(&mut self.lane.pool),
-                PortIo::Tap(_) | PortIo::Pipe { .. } => Ok(0),
+                PortIo::Tap(t) => {
+                    let n = t.recv_batch(0, &mut self.lane.pool);
+                    if let (Ok(k), Some(c)) = (&n, self.ports[port].sh.queue_in.first()) {
+                        c.fetch_add(*k as u64, Ordering::Relaxed);
+                    }
+                    n
+                }
+                PortIo::Pipe { .. } => Ok(0),
             };
             let n = match n {
                 Ok(n) => n,
@@ -2669,6 +2723,12 @@ impl Live {
                             .collect();
                     v["queue_frames_in"] = json!(q);
                 }
+                if let PortIo::Tap(t) = &p.io {
+                    let (frames, segments) = t.gso_counts();
+                    v["offload"] = json!(t.offload());
+                    v["gso_frames_in"] = json!(frames);
+                    v["gso_segments_in"] = json!(segments);
+                }
                 v
             })
             .collect();
@@ -2795,7 +2855,7 @@ mod tests {
              host c gateway 192.0.2.1\n\
              tap lan gw1:198.18.1.1/24,2001:db8:1::1/64 ipsb-t1 queues 2 proxy 198.18.0.0/16\n\
              udp wan gw1:192.0.2.1/24 127.0.0.1:4000 127.0.0.1:4001\n\
-             tap in b ipsb-t2\n\
+             tap in b ipsb-t2 offload off\n\
              udp out b 127.0.0.1:0 127.0.0.1:4003\n\
              link l2 gw1:192.0.3.1/24 c:192.0.3.2/24\n\
              capture wan wan.pcap\n\
@@ -2811,13 +2871,20 @@ mod tests {
                 end,
                 ifname,
                 queues,
+                offload,
                 proxy,
             } => {
                 assert_eq!(end.addrs.len(), 2);
                 assert_eq!((ifname.as_str(), *queues, proxy.len()), ("ipsb-t1", 2, 1));
+                assert!(*offload, "offload is on unless the line says otherwise");
             }
             k => panic!("{k:?}"),
         }
+        assert!(
+            matches!(&s.links[2].kind, LinkKind::Tap { offload: false, .. }),
+            "{:?}",
+            s.links[2].kind
+        );
         assert_eq!(s.captures[0].0, "wan");
         assert_eq!(s.policies.len(), 1);
     }
@@ -2846,6 +2913,11 @@ mod tests {
             ("host a\npolicy a\n{} drop {}\n", 2, "without its end"),
             ("host a\nfrobnicate\n", 2, "unknown statement"),
             ("host a\ntap x a:192.0.2.1/24 t queues 99\n", 2, "queues"),
+            (
+                "host a\ntap x a:192.0.2.1/24 t offload yes\n",
+                2,
+                "offload on|off",
+            ),
             (
                 "host a\nlink x a:192.0.2.1/33 a:192.0.2.2/24\n",
                 2,

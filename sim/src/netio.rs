@@ -1,7 +1,9 @@
 //! Real links for live hosts: Ethernet frames over UDP (qemu's
 //! `-netdev dgram` wire format, one frame per datagram) moved in batches
 //! with `recvmmsg`/`sendmmsg`, and TAP devices (crate `tun-rs`, sync API)
-//! drained several frames per wake-up. Frames land in a [`Slots`] pool
+//! drained several frames per wake-up, with the kernel's segmentation
+//! offload where it allows (bulk TCP read 64 KiB at a time, cut into
+//! segments here). Frames land in a [`Slots`] pool
 //! with room in front and behind, so the ESP/AH engine transforms them in
 //! place (no allocation per packet).
 
@@ -9,6 +11,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Room left in front of every received frame: the outer headers a
 /// tunnel adds (ESP and AH, IPv6 outer) plus a new Ethernet header.
@@ -20,10 +23,15 @@ pub const BACK: usize = 320;
 /// Frames read per system call (or per wake-up on a TAP).
 pub const BATCH: usize = 64;
 
-/// A pool of [`BATCH`] frame buffers; frame `i` is `bufs[i][FRONT..FRONT + lens[i]]`.
+/// A pool of frame buffers; frame `i` is `bufs[i][FRONT..FRONT + lens[i]]`.
+/// The first [`BATCH`] hold any frame; a TAP's segmentation offload may
+/// add smaller ones behind them for the segments of one large frame
+/// (kept for the next time, so no allocation once they exist).
 pub struct Slots {
     pub bufs: Vec<Box<[u8]>>,
-    pub lens: [usize; BATCH],
+    pub lens: Vec<usize>,
+    /// Where a TAP's offloaded (GSO) frame is split from.
+    spare: Box<[u8]>,
 }
 
 impl Default for Slots {
@@ -35,12 +43,29 @@ impl Default for Slots {
 impl Slots {
     pub fn new() -> Slots {
         Slots {
-            bufs: (0..BATCH)
-                .map(|_| vec![0u8; FRONT + MAX_FRAME + BACK].into_boxed_slice())
-                .collect(),
-            lens: [0; BATCH],
+            bufs: (0..BATCH).map(|_| big_slot()).collect(),
+            lens: vec![0; BATCH],
+            spare: big_slot(),
         }
     }
+
+    /// Makes sure slots `from..from + k` exist, each with room for a
+    /// frame of `len` bytes.
+    fn reserve(&mut self, from: usize, k: usize, len: usize) {
+        let need = FRONT + len + BACK;
+        for i in from..from + k {
+            if i == self.bufs.len() {
+                self.bufs.push(vec![0u8; need].into_boxed_slice());
+                self.lens.push(0);
+            } else if self.bufs[i].len() < need {
+                self.bufs[i] = vec![0u8; need].into_boxed_slice();
+            }
+        }
+    }
+}
+
+fn big_slot() -> Box<[u8]> {
+    vec![0u8; FRONT + MAX_FRAME + BACK].into_boxed_slice()
 }
 
 /// Sets a socket buffer size, forced past the system limit where the
@@ -151,7 +176,8 @@ impl UdpPort {
     /// Reads up to [`BATCH`] datagrams in one `recvmmsg`, without waiting;
     /// returns how many frames are in `slots`.
     pub fn recv_batch(&mut self, slots: &mut Slots) -> io::Result<usize> {
-        for (i, buf) in slots.bufs.iter_mut().enumerate() {
+        // The first BATCH slots: those behind them may be smaller.
+        for (i, buf) in slots.bufs.iter_mut().take(BATCH).enumerate() {
             let frame = &mut buf[FRONT..FRONT + MAX_FRAME];
             self.iovs[i] = libc::iovec {
                 iov_base: frame.as_mut_ptr().cast(),
@@ -267,6 +293,42 @@ pub struct TapPort {
     pub name: String,
     pub origin: TapOrigin,
     queues: Vec<tun_rs::SyncDevice>,
+    /// Segmentation and checksum offload are on: every frame comes and
+    /// goes behind a virtio-net header, and the kernel hands over TCP
+    /// (and UDP) frames of up to 64 KiB that this side cuts into segments
+    /// ([`TapPort::recv_batch`]).
+    offload: bool,
+    /// Offloaded (GSO) frames read, and the segments cut from them.
+    gso_frames: AtomicU64,
+    gso_segments: AtomicU64,
+}
+
+/// The virtio-net header in front of every frame of an offloading TAP.
+const VNET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+/// The header of a frame that needs nothing done (no GSO, checksum
+/// complete).
+const VNET_NONE: [u8; VNET] = [0; VNET];
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
+const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
+const ETH_HLEN: usize = 14;
+
+/// Completes the checksum of a frame the kernel left partial (its
+/// transport header holds the pseudo-header sum): the one's complement
+/// sum from `start` to the end, stored at `start + offset`. False when
+/// the offsets do not fit the frame.
+fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
+    let at = start + offset;
+    if start >= frame.len() || at + 2 > frame.len() {
+        return false;
+    }
+    let initial = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    frame[at] = 0;
+    frame[at + 1] = 0;
+    let sum = tun_rs::checksum(&frame[start..], u64::from(initial));
+    frame[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+    true
 }
 
 impl std::fmt::Debug for TapPort {
@@ -314,7 +376,21 @@ impl TapPort {
     /// Attaches to TAP `name` if it exists, else creates it; `queues` > 1
     /// opens that many queues of a multi-queue TAP. The device's state (up
     /// or down), addresses and MTU are left to whoever owns its other side.
-    pub fn open(name: &str, queues: usize) -> Result<TapPort, String> {
+    ///
+    /// `offload` asks for the kernel's checksum and segmentation offload
+    /// (a virtio-net header on every frame; TCP handed over in frames of
+    /// up to 64 KiB, cut into segments here): far fewer reads for bulk
+    /// TCP. When the kernel refuses it the TAP is opened without.
+    pub fn open(name: &str, queues: usize, offload: bool) -> Result<TapPort, String> {
+        if offload {
+            if let Ok(t) = TapPort::open_with(name, queues, true) {
+                return Ok(t);
+            }
+        }
+        TapPort::open_with(name, queues, false)
+    }
+
+    fn open_with(name: &str, queues: usize, offload: bool) -> Result<TapPort, String> {
         if !tun_available() {
             return Err(format!(
                 "TAP {name}: this system has no /dev/net/tun (no TUN/TAP driver, or a container without the device)"
@@ -329,6 +405,7 @@ impl TapPort {
             .name(name)
             .layer(tun_rs::Layer::L2)
             .multi_queue(multi)
+            .offload(offload)
             .inherit_enable_state()
             .build_sync()
             .map_err(|e| tap_error(name, existed, multi, &e))?;
@@ -353,7 +430,23 @@ impl TapPort {
                 TapOrigin::Created
             },
             queues: qs,
+            offload,
+            gso_frames: AtomicU64::new(0),
+            gso_segments: AtomicU64::new(0),
         })
+    }
+
+    /// Whether segmentation and checksum offload are on.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Offloaded (GSO) frames read so far, and the segments cut from them.
+    pub fn gso_counts(&self) -> (u64, u64) {
+        (
+            self.gso_frames.load(Ordering::Relaxed),
+            self.gso_segments.load(Ordering::Relaxed),
+        )
     }
 
     pub fn queues(&self) -> usize {
@@ -374,6 +467,9 @@ impl TapPort {
         let Some(q) = self.queues.get(queue) else {
             return Ok(0);
         };
+        if self.offload {
+            return recv_offloaded(self, q, slots);
+        }
         let mut n = 0;
         while n < BATCH {
             match q.recv(&mut slots.bufs[n][FRONT..FRONT + MAX_FRAME]) {
@@ -408,7 +504,12 @@ impl TapPort {
                 return sent;
             };
             loop {
-                match q.send(f) {
+                let r = if self.offload {
+                    q.send_vectored(&[io::IoSlice::new(&VNET_NONE), io::IoSlice::new(f)])
+                } else {
+                    q.send(f)
+                };
+                match r {
                     Ok(_) => sent += 1,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {}
@@ -418,6 +519,113 @@ impl TapPort {
         }
         sent
     }
+}
+
+/// Reads the frames waiting on an offloading TAP queue, at most
+/// [`BATCH`] reads, without waiting. A frame whose checksum the kernel
+/// left partial is completed; a GSO frame (TCP or UDP of up to 64 KiB) is
+/// cut into the segments a wire would carry, each its own frame with the
+/// Ethernet header repeated, by `tun-rs`'s `gso_split` (sequence numbers,
+/// IP IDs, lengths and checksums per segment). A frame that cannot be cut
+/// (no IP under the Ethernet header, inconsistent offsets) is dropped.
+fn recv_offloaded(t: &TapPort, q: &tun_rs::SyncDevice, slots: &mut Slots) -> io::Result<usize> {
+    let mut n = 0;
+    let mut reads = 0;
+    while reads < BATCH && n < BATCH {
+        let got = match q.recv(&mut slots.bufs[n][FRONT - VNET..FRONT + MAX_FRAME]) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        };
+        reads += 1;
+        if got <= VNET {
+            continue;
+        }
+        let len = got - VNET;
+        let Ok(hdr) = tun_rs::VirtioNetHdr::decode(&slots.bufs[n][FRONT - VNET..FRONT]) else {
+            continue;
+        };
+        if hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE {
+            if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
+                && !complete_checksum(
+                    &mut slots.bufs[n][FRONT..FRONT + len],
+                    usize::from(hdr.csum_start),
+                    usize::from(hdr.csum_offset),
+                )
+            {
+                continue;
+            }
+            slots.lens[n] = len;
+            n += 1;
+            continue;
+        }
+        let k = split_gso(slots, n, len, hdr);
+        t.gso_frames.fetch_add(1, Ordering::Relaxed);
+        t.gso_segments.fetch_add(k as u64, Ordering::Relaxed);
+        n += k;
+    }
+    Ok(n)
+}
+
+/// Cuts the GSO frame of `len` bytes in slot `n` into segments in slots
+/// `n..`; returns how many.
+fn split_gso(slots: &mut Slots, n: usize, len: usize, hdr: tun_rs::VirtioNetHdr) -> usize {
+    let is_v6 = match slots.bufs[n].get(FRONT + 12..FRONT + 14) {
+        Some([0x08, 0x00]) => false,
+        Some([0x86, 0xdd]) => true,
+        _ => return 0,
+    };
+    // Offsets from the IP header on. The kernel's hdr_len is not the
+    // headers' length on every path (forwarded packets give the whole
+    // first segment), so it is taken from the transport header: 8 bytes
+    // for UDP, the TCP header's data offset for TCP.
+    let Some(csum_start) = usize::from(hdr.csum_start).checked_sub(ETH_HLEN) else {
+        return 0;
+    };
+    let ip_len = len.saturating_sub(ETH_HLEN);
+    let l4 = if hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4 {
+        8
+    } else {
+        match slots.bufs[n].get(FRONT + ETH_HLEN + csum_start + 12) {
+            Some(&b) if (20..=60).contains(&(usize::from(b >> 4) * 4)) => usize::from(b >> 4) * 4,
+            _ => return 0,
+        }
+    };
+    let hdr_len = csum_start + l4;
+    let gso_size = usize::from(hdr.gso_size);
+    if gso_size == 0 || hdr_len >= ip_len {
+        return 0;
+    }
+    let payload = ip_len - hdr_len;
+    let k = payload.div_ceil(gso_size);
+    let ip_hdr = tun_rs::VirtioNetHdr {
+        hdr_len: hdr_len as u16,
+        csum_start: csum_start as u16,
+        ..hdr
+    };
+    // The frame moves to the spare buffer (a pointer swap), its segments
+    // go to slots n.. with room for the Ethernet header in front.
+    std::mem::swap(&mut slots.bufs[n], &mut slots.spare);
+    slots.reserve(n, k, ETH_HLEN + hdr_len + gso_size);
+    let Slots { bufs, lens, spare } = slots;
+    let (eth, ip) = spare[FRONT..FRONT + len].split_at_mut(ETH_HLEN);
+    let Ok(k) = tun_rs::gso_split(
+        ip,
+        ip_hdr,
+        &mut bufs[n..n + k],
+        &mut lens[n..n + k],
+        FRONT + ETH_HLEN,
+        is_v6,
+    ) else {
+        return 0;
+    };
+    for i in n..n + k {
+        bufs[i][FRONT..FRONT + ETH_HLEN].copy_from_slice(eth);
+        lens[i] += ETH_HLEN;
+    }
+    k
 }
 
 /// The queue (of `n`) for the flow of an Ethernet frame: a hash of its
@@ -471,6 +679,189 @@ pub fn flow_queue(frame: &[u8], n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A TCP frame of `payload` bytes as a TSO-offloading kernel hands it
+    /// over, in slot `n`; returns its length and virtio-net header.
+    fn gso_frame(
+        slots: &mut Slots,
+        n: usize,
+        v6: bool,
+        payload: &[u8],
+    ) -> (usize, tun_rs::VirtioNetHdr) {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let b = if v6 {
+            b.ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+        } else {
+            b.ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
+        };
+        let b = b.tcp(40000, 5201, 1000, 512).ack(77).psh();
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        slots.bufs[n][FRONT..FRONT + f.len()].copy_from_slice(&f);
+        let ip = if v6 { 40 } else { 20 };
+        let hdr = tun_rs::VirtioNetHdr {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: if v6 { 4 } else { 1 },
+            // As on the forward path: the whole first segment, not the
+            // headers (the split must not trust it).
+            hdr_len: (ETH_HLEN + ip + 20 + 1448) as u16,
+            gso_size: 1448,
+            csum_start: (ETH_HLEN + ip) as u16,
+            csum_offset: 16,
+        };
+        (f.len(), hdr)
+    }
+
+    /// Checks the segments in slots `from..from + k` against etherparse:
+    /// each a whole Ethernet/IP/TCP frame of at most one MSS, checksums
+    /// right, sequence numbers consecutive, PSH only on the last, and the
+    /// payloads in order make up `payload`.
+    fn check_segments(slots: &Slots, from: usize, k: usize, v6: bool, payload: &[u8]) {
+        let mut joined = Vec::new();
+        for i in from..from + k {
+            let f = &slots.bufs[i][FRONT..FRONT + slots.lens[i]];
+            let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+            let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
+                panic!("segment {i} is not TCP");
+            };
+            let h = tcp.to_header();
+            let want = match p.net {
+                Some(etherparse::NetSlice::Ipv4(ip)) => {
+                    assert!(!v6);
+                    let iph = ip.header().to_header();
+                    assert_eq!(
+                        iph.header_checksum,
+                        iph.calc_header_checksum(),
+                        "IPv4 checksum of {i}"
+                    );
+                    assert_eq!(usize::from(iph.total_len), f.len() - ETH_HLEN);
+                    h.calc_checksum_ipv4(&iph, tcp.payload()).unwrap()
+                }
+                Some(etherparse::NetSlice::Ipv6(ip)) => {
+                    assert!(v6);
+                    let iph = ip.header().to_header();
+                    assert_eq!(usize::from(iph.payload_length), f.len() - ETH_HLEN - 40);
+                    h.calc_checksum_ipv6(&iph, tcp.payload()).unwrap()
+                }
+                _ => panic!("segment {i} is not IP"),
+            };
+            assert_eq!(h.checksum, want, "TCP checksum of segment {i}");
+            assert_eq!(h.sequence_number, 1000 + joined.len() as u32);
+            assert!(tcp.payload().len() <= 1448);
+            assert_eq!(h.psh, i == from + k - 1, "PSH on the last segment only");
+            assert!(h.ack && h.acknowledgment_number == 77);
+            joined.extend_from_slice(tcp.payload());
+        }
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn gso_frames_are_cut_into_checksummed_segments() {
+        let payload: Vec<u8> = (0..4000u32).map(|i| (i * 7) as u8).collect();
+        for v6 in [false, true] {
+            let mut slots = Slots::new();
+            let (len, hdr) = gso_frame(&mut slots, 0, v6, &payload);
+            let k = split_gso(&mut slots, 0, len, hdr);
+            assert_eq!(k, 3, "4000 bytes at an MSS of 1448");
+            check_segments(&slots, 0, k, v6, &payload);
+        }
+    }
+
+    /// A large frame that arrives when the batch is nearly full gets
+    /// slots added behind the others; a UDP batch still uses only the
+    /// first BATCH (the added ones are smaller).
+    #[test]
+    fn gso_segments_past_the_batch_get_slots_of_their_own() {
+        let payload = vec![0x5a; 60_000];
+        let mut slots = Slots::new();
+        let n = BATCH - 1;
+        let (len, hdr) = gso_frame(&mut slots, n, false, &payload);
+        let k = split_gso(&mut slots, n, len, hdr);
+        assert_eq!(k, 60_000usize.div_ceil(1448));
+        assert_eq!(slots.bufs.len(), n + k);
+        assert_eq!(slots.lens.len(), n + k);
+        check_segments(&slots, n, k, false, &payload);
+        let lo = "127.0.0.1:0".parse().unwrap();
+        let mut a = UdpPort::bind(lo, lo).unwrap();
+        let mut b = UdpPort::bind(lo, a.local_addr().unwrap()).unwrap();
+        a.set_peer(b.local_addr().unwrap()).unwrap();
+        assert_eq!(a.send_frames(std::iter::once(&b"x"[..])), 1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(b.recv_batch(&mut slots).unwrap(), 1);
+    }
+
+    /// What a kernel would never send, but a broken one might: cut into
+    /// nothing, no panic.
+    #[test]
+    fn gso_frames_that_cannot_be_cut_are_dropped() {
+        let payload = vec![1u8; 3000];
+        let mut slots = Slots::new();
+        let (len, hdr) = gso_frame(&mut slots, 0, false, &payload);
+        let cases = [
+            tun_rs::VirtioNetHdr { gso_size: 0, ..hdr },
+            tun_rs::VirtioNetHdr {
+                csum_start: 4,
+                ..hdr
+            },
+            tun_rs::VirtioNetHdr {
+                csum_start: 60_000,
+                ..hdr
+            },
+            tun_rs::VirtioNetHdr {
+                csum_offset: 900,
+                ..hdr
+            },
+            tun_rs::VirtioNetHdr { gso_type: 9, ..hdr },
+        ];
+        for (i, h) in cases.into_iter().enumerate() {
+            let (len, _) = gso_frame(&mut slots, 0, false, &payload);
+            assert_eq!(split_gso(&mut slots, 0, len, h), 0, "case {i}");
+        }
+        // Not IP under the Ethernet header.
+        slots.bufs[0][FRONT + 12..FRONT + 14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(split_gso(&mut slots, 0, len, hdr), 0);
+        // Shorter than its headers.
+        let (_, hdr) = gso_frame(&mut slots, 0, false, &payload);
+        assert_eq!(split_gso(&mut slots, 0, 40, hdr), 0);
+        assert_eq!(split_gso(&mut slots, 0, 0, hdr), 0);
+    }
+
+    #[test]
+    fn partial_checksums_are_completed() {
+        let payload = vec![9u8; 999];
+        let mut slots = Slots::new();
+        let (len, _) = gso_frame(&mut slots, 0, false, &payload);
+        let f = &mut slots.bufs[0][FRONT..FRONT + len];
+        let good = u16::from_be_bytes([f[50], f[51]]);
+        // What the kernel leaves: the pseudo-header's sum, not inverted.
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+            .unwrap()
+            .to_header();
+        f[50] = 0;
+        f[51] = 0;
+        let mut sum = 0u32;
+        for w in [
+            &ip.source[..2],
+            &ip.source[2..],
+            &ip.destination[..2],
+            &ip.destination[2..],
+        ] {
+            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        }
+        sum += 6 + (len - 34) as u32;
+        while sum > 0xffff {
+            sum = (sum >> 16) + (sum & 0xffff);
+        }
+        f[50..52].copy_from_slice(&(sum as u16).to_be_bytes());
+        assert!(complete_checksum(f, 34, 16));
+        assert_eq!(u16::from_be_bytes([f[50], f[51]]), good);
+        assert!(!complete_checksum(f, 34, 9000));
+        assert!(!complete_checksum(f, 9000, 0));
+    }
 
     #[test]
     fn udp_ports_move_batches_both_ways() {

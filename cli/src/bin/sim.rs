@@ -110,6 +110,11 @@ struct BenchShape {
     /// The SAs' replay window in packets (0: none; at most 255).
     #[arg(long, default_value_t = 64)]
     replay: u8,
+    /// The TAPs' checksum and segmentation offload: on (the kernel hands
+    /// TCP over in frames of up to 64 KiB, cut into segments by the
+    /// simulated hosts) or off (one read per segment).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    offload: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +266,7 @@ fn bench_specs(shape: &BenchShape) -> Result<Vec<sim::bench::BenchSpec>, String>
                 queues: shape.queues.clamp(1, 16),
                 streams: shape.streams.clamp(1, 128),
                 replay: shape.replay,
+                offload: shape.offload == "on",
             });
         }
     }

@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sadb::pfkey::{Dialect, Message, MsgType};
 
 use super::linux::{from_linux, to_linux};
@@ -48,19 +47,8 @@ impl LinuxPfKey {
     }
 
     fn read_one(&mut self, timeout: Option<Duration>) -> io::Result<Option<Vec<u8>>> {
-        let t = match timeout {
-            None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX),
-        };
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        loop {
-            match poll(&mut fds, t) {
-                Ok(0) => return Ok(None),
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        if !sim::client::wait_readable(self.fd.as_fd(), timeout)? {
+            return Ok(None);
         }
         let mut buf = vec![0u8; MAX_MSG];
         let n = nix::unistd::read(self.fd.as_raw_fd(), &mut buf).map_err(io::Error::from)?;

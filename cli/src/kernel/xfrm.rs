@@ -29,7 +29,6 @@ use netlink_packet_xfrm::{
     UserSaInfo, XfrmAttrs, XFRMNLGRP_EXPIRE, XFRMNLGRP_SA, XFRM_INF, XFRM_MODE_TRANSPORT,
     XFRM_MODE_TUNNEL,
 };
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sadb::alg::{AuthAlg, EncrAlg};
 use sadb::errno::Errno;
 use sadb::key::KeyMaterial;
@@ -801,19 +800,8 @@ impl Xfrm {
     }
 
     fn read(&mut self, timeout: Option<Duration>) -> io::Result<Option<Vec<NlMsg>>> {
-        let t = match timeout {
-            None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX),
-        };
-        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
-        loop {
-            match poll(&mut fds, t) {
-                Ok(0) => return Ok(None),
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        if !sim::client::wait_readable(self.sock.as_fd(), timeout)? {
+            return Ok(None);
         }
         let (mut buf, _) = self.sock.recv_from_full()?;
         let msgs = split(&buf);
