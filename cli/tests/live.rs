@@ -314,6 +314,7 @@ fn configuration_errors_name_the_line() {
 /// A rate that is no interval (so slow that one packet would take longer
 /// than time can count) is a reported error, and the process goes on: it
 /// was a panic.
+/// So is a `counters` argument it does not know.
 #[test]
 fn an_absurd_rate_is_an_error_not_a_panic() {
     let dir = tmpdir("rate");
@@ -335,6 +336,7 @@ fn an_absurd_rate_is_an_error_not_a_panic() {
             c.stdin.take().unwrap().write_all(
                 b"udp a 192.0.2.2 7 count 2 rate 0.00000000000000000001\n\
                   udp a 192.0.2.2 7 count 2 rate 1e400\n\
+                  counters xyz\n\
                   ping a 192.0.2.2 count 1 interval 1ms\nquit\n",
             )?;
             c.wait_with_output()
@@ -346,10 +348,16 @@ fn an_absurd_rate_is_an_error_not_a_panic() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
-    assert_eq!(errors.len(), 2, "{out}");
-    for e in errors {
+    assert_eq!(errors.len(), 3, "{out}");
+    for e in &errors[..2] {
         assert!(e["message"].as_str().unwrap().contains("rate"), "{e}");
     }
+    // An argument `counters` does not know is refused, not ignored.
+    assert_eq!(
+        errors[2]["message"].as_str(),
+        Some("counters [json], not xyz"),
+        "{out}"
+    );
     let ping = events.iter().find(|e| e["event"] == "ping").expect(&out);
     assert_eq!(ping["received"].as_u64(), Some(1), "{out}");
     assert_eq!(

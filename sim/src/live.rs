@@ -2361,10 +2361,17 @@ impl Live {
                     Ok(())
                 }
                 "ping" | "udp" => self.start_job(cmd == "udp", &words[1..]),
-                "counters" => {
-                    self.counters(words.get(1) == Some(&"json"));
-                    Ok(())
-                }
+                "counters" => match &words[1..] {
+                    [] => {
+                        self.counters(false);
+                        Ok(())
+                    }
+                    ["json"] => {
+                        self.counters(true);
+                        Ok(())
+                    }
+                    _ => Err(format!("counters [json], not {}", words[1..].join(" "))),
+                },
                 "trace" => match words.get(1) {
                     Some(&"on") | Some(&"off") => {
                         let on = words[1] == "on";

@@ -313,6 +313,10 @@ const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 const VIRTIO_NET_HDR_GSO_UDP_L4: u8 = 5;
 const ETH_HLEN: usize = 14;
+/// Most segments cut from one offloaded frame: 64 KiB at TCP's smallest
+/// MSS (48) is 1366, UDP segmentation allows 128; anything beyond is not
+/// something a kernel sends, and is dropped rather than given slots.
+const MAX_SEGMENTS: usize = 2048;
 
 /// Completes the checksum of a frame the kernel left partial (its
 /// transport header holds the pseudo-header sum): the one's complement
@@ -600,6 +604,9 @@ fn split_gso(slots: &mut Slots, n: usize, len: usize, hdr: tun_rs::VirtioNetHdr)
     }
     let payload = ip_len - hdr_len;
     let k = payload.div_ceil(gso_size);
+    if k > MAX_SEGMENTS {
+        return 0;
+    }
     let ip_hdr = tun_rs::VirtioNetHdr {
         hdr_len: hdr_len as u16,
         csum_start: csum_start as u16,
@@ -816,6 +823,8 @@ mod tests {
                 ..hdr
             },
             tun_rs::VirtioNetHdr { gso_type: 9, ..hdr },
+            // 3000 segments of one byte: more than any kernel cuts to.
+            tun_rs::VirtioNetHdr { gso_size: 1, ..hdr },
         ];
         for (i, h) in cases.into_iter().enumerate() {
             let (len, _) = gso_frame(&mut slots, 0, false, &payload);
