@@ -337,7 +337,8 @@ fn an_absurd_rate_is_an_error_not_a_panic() {
                 b"udp a 192.0.2.2 7 count 2 rate 0.00000000000000000001\n\
                   udp a 192.0.2.2 7 count 2 rate 1e400\n\
                   counters xyz\n\
-                  ping a 192.0.2.2 count 1 interval 1ms\nquit\n",
+                  ping a 192.0.2.2 count 1 interval 1ms\n\
+                  ping a 192.0.2.99 count 1 interval 1ms\nquit\n",
             )?;
             c.wait_with_output()
         })
@@ -358,8 +359,13 @@ fn an_absurd_rate_is_an_error_not_a_panic() {
         Some("counters [json], not xyz"),
         "{out}"
     );
-    let ping = events.iter().find(|e| e["event"] == "ping").expect(&out);
-    assert_eq!(ping["received"].as_u64(), Some(1), "{out}");
+    let pings: Vec<&Value> = events.iter().filter(|e| e["event"] == "ping").collect();
+    assert_eq!(pings.len(), 2, "{out}");
+    assert_eq!(pings[0]["received"].as_u64(), Some(1), "{out}");
+    assert!(pings[0]["rtt_ms"]["min"].as_f64().is_some(), "{out}");
+    // Nobody has that address: nothing back, and no round trip made up.
+    assert_eq!(pings[1]["received"].as_u64(), Some(0), "{out}");
+    assert!(pings[1]["rtt_ms"].is_null(), "{out}");
     assert_eq!(
         o.status.code(),
         Some(1),

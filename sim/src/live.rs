@@ -2627,14 +2627,18 @@ impl Live {
     fn report(&self, job: &Job) {
         let name = &self.names[job.host];
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let (min, max) = (
-            job.rtts.iter().min().copied().map(ms).unwrap_or(0.0),
-            job.rtts.iter().max().copied().map(ms).unwrap_or(0.0),
-        );
-        let avg = if job.rtts.is_empty() {
-            0.0
-        } else {
-            job.rtts.iter().map(|d| ms(*d)).sum::<f64>() / job.rtts.len() as f64
+        // Round trips only when something came back (no made-up zeros).
+        let rtt = match (job.rtts.iter().min(), job.rtts.iter().max()) {
+            (Some(&lo), Some(&hi)) => Some((
+                ms(lo),
+                job.rtts.iter().map(|d| ms(*d)).sum::<f64>() / job.rtts.len() as f64,
+                ms(hi),
+            )),
+            _ => None,
+        };
+        let rtt_text = match rtt {
+            Some((min, avg, max)) => format!(", rtt min/avg/max {min:.3}/{avg:.3}/{max:.3} ms"),
+            None => String::new(),
         };
         let elapsed = job.last_sent.duration_since(job.started).as_secs_f64();
         let kind = match job.udp {
@@ -2649,7 +2653,7 @@ impl Live {
             )
         } else {
             format!(
-                "{kind} {name} -> {}: {} sent, {} received, {lost} lost, rtt min/avg/max {min:.3}/{avg:.3}/{max:.3} ms, sent in {elapsed:.3} s",
+                "{kind} {name} -> {}: {} sent, {} received, {lost} lost{rtt_text}, sent in {elapsed:.3} s",
                 job.dst, job.count, job.received
             )
         };
@@ -2659,7 +2663,7 @@ impl Live {
                 "event": if job.udp.is_some() { "udp" } else { "ping" },
                 "host": name, "to": job.dst.to_string(), "port": job.udp,
                 "size": job.size, "sent": job.count, "received": job.received, "lost": lost,
-                "rtt_ms": {"min": min, "avg": avg, "max": max},
+                "rtt_ms": rtt.map(|(min, avg, max)| json!({"min": min, "avg": avg, "max": max})),
                 "send_seconds": elapsed,
             }),
         );
