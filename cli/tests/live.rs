@@ -251,6 +251,30 @@ fn two_live_processes_over_udp_with_esp() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `sim live --json` on `conf` with `script` as its standard input
+/// to the end; returns its output, standard output and JSON events.
+fn scripted(dir: &Path, conf: &Path, script: &[u8]) -> (std::process::Output, String, Vec<Value>) {
+    let o = Command::new(SIM)
+        .args(["live", "--json", "--dir"])
+        .arg(dir)
+        .arg(conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(script)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let events = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (o, out, events)
+}
+
 /// Two hosts in one process on an in-process link, keyed by the
 /// configuration's own keys block; a bad command is reported and the
 /// process goes on (exit status 1 at the end).
@@ -265,25 +289,11 @@ fn one_process_with_a_pipe_and_keys_in_the_config() {
          keys b\nadd ah spi 0x10 src 192.0.2.1 dst 192.0.2.2 authalg sha256 authkey 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f\nend\n",
     )
     .unwrap();
-    let o = Command::new(SIM)
-        .args(["live", "--json", "--dir"])
-        .arg(&dir)
-        .arg(&conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(
-                b"ping a 192.0.2.2 count 4 interval 1ms\nfrobnicate\ncounters\nquit\n",
-            )?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let events: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (o, out, events) = scripted(
+        &dir,
+        &conf,
+        b"ping a 192.0.2.2 count 4 interval 1ms\nfrobnicate\ncounters\nquit\n",
+    );
     let ping = events.iter().find(|e| e["event"] == "ping").expect(&out);
     assert_eq!(ping["received"].as_u64(), Some(4), "{out}");
     let e = events.iter().find(|e| e["event"] == "error").expect(&out);
@@ -324,30 +334,15 @@ fn an_absurd_rate_is_an_error_not_a_panic() {
         "host a\nhost b\nlink wire a:192.0.2.1/24 b:192.0.2.2/24\n",
     )
     .unwrap();
-    let o = Command::new(SIM)
-        .args(["live", "--json", "--dir"])
-        .arg(&dir)
-        .arg(&conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(
-                b"udp a 192.0.2.2 7 count 2 rate 0.00000000000000000001\n\
-                  udp a 192.0.2.2 7 count 2 rate 1e400\n\
-                  counters xyz\n\
-                  ping a 192.0.2.2 count 1 interval 1ms\n\
-                  ping a 192.0.2.99 count 1 interval 1ms\nquit\n",
-            )?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let events: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (o, out, events) = scripted(
+        &dir,
+        &conf,
+        b"udp a 192.0.2.2 7 count 2 rate 0.00000000000000000001\n\
+          udp a 192.0.2.2 7 count 2 rate 1e400\n\
+          counters xyz\n\
+          ping a 192.0.2.2 count 1 interval 1ms\n\
+          ping a 192.0.2.99 count 1 interval 1ms\nquit\n",
+    );
     let errors: Vec<&Value> = events.iter().filter(|e| e["event"] == "error").collect();
     assert_eq!(errors.len(), 3, "{out}");
     for e in &errors[..2] {

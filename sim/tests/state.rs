@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{add, dump_spis, header, Daemon, TempDir, AUTH_KEY};
+use common::{add, add_answered, dump_spis, header, Daemon, TempDir, AUTH_KEY};
 use nix::sys::signal::Signal;
 use sadb::pfkey::{satype, Address, Dialect, ExtKind, Extension, Message, MsgType, SaExt};
 
@@ -113,16 +113,7 @@ fn kill_9_in_the_middle_of_a_100k_load_loses_no_acknowledged_sa() {
     let key = m.key(ExtKind::KeyEncrypt).expect("encr key");
     assert_eq!(key.material.expose(), spi.to_be_bytes().repeat(4));
     // It keeps journaling after the restart.
-    c.send(&add(0x77, 1)).expect("send");
-    assert_eq!(
-        header(
-            &c.recv(Some(Duration::from_secs(5)))
-                .expect("recv")
-                .expect("reply")
-        )
-        .1,
-        0
-    );
+    assert_eq!(add_answered(&c, 0x77, 1), 0);
     let err = d.stderr();
     assert!(err.contains("SAs restored"), "{err}");
     d.signal(Signal::SIGTERM);
@@ -240,12 +231,7 @@ fn a_change_that_cannot_be_recorded_is_refused_and_undone() {
     let mut acknowledged = Vec::new();
     let mut refused = None;
     for i in 0..10_000u32 {
-        c.send(&add(BASE + i, i + 1)).expect("send");
-        let b = c
-            .recv(Some(Duration::from_secs(5)))
-            .expect("recv")
-            .expect("reply");
-        match header(&b).1 {
+        match add_answered(&c, BASE + i, i + 1) {
             0 => acknowledged.push(BASE + i),
             e => {
                 assert_eq!(e, sadb::Errno::Enomem.number(Dialect::Illumos));
@@ -313,12 +299,7 @@ fn with_fsync_every_acknowledged_sa_survives_kill_9() {
     let d = Daemon::start(&dir.0, &args);
     let c = d.connect();
     for i in 0..200u32 {
-        c.send(&add(BASE + i, i + 1)).expect("send");
-        let b = c
-            .recv(Some(Duration::from_secs(5)))
-            .expect("recv")
-            .expect("reply");
-        assert_eq!(header(&b).1, 0);
+        assert_eq!(add_answered(&c, BASE + i, i + 1), 0);
     }
     d.signal(Signal::SIGKILL);
     drop(d);
@@ -340,12 +321,7 @@ fn damage_inside_the_journal_is_refused_and_only_a_torn_tail_is_cut() {
     let d = Daemon::start(&dir.0, &args);
     let c = d.connect();
     for i in 0..20u32 {
-        c.send(&add(BASE + i, i + 1)).expect("send");
-        let b = c
-            .recv(Some(Duration::from_secs(5)))
-            .expect("recv")
-            .expect("reply");
-        assert_eq!(header(&b).1, 0);
+        assert_eq!(add_answered(&c, BASE + i, i + 1), 0);
     }
     drop(c);
     d.signal(Signal::SIGTERM);

@@ -193,6 +193,17 @@ pub fn header(b: &[u8]) -> (u8, u8, u32) {
     (b[1], b[2], u32::from_ne_bytes([b[8], b[9], b[10], b[11]]))
 }
 
+/// Sends ADD `spi` (sequence `seq`) and returns its reply's errno (0:
+/// added, and acknowledged).
+pub fn add_answered(c: &Client, spi: u32, seq: u32) -> u8 {
+    c.send(&add(spi, seq)).expect("send");
+    let b = c
+        .recv(Some(Duration::from_secs(5)))
+        .expect("recv")
+        .expect("a reply within 5 s");
+    header(&b).1
+}
+
 /// The SPI of a message's SA extension.
 pub fn spi_of(b: &[u8]) -> u32 {
     Message::parse(b, Dialect::Illumos)
