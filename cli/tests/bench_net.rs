@@ -120,14 +120,24 @@ fn assert_only_ipsec(protocols: &[String], wrapper: &str, inner: &str, min: usiz
 /// ping and a 8 MB iperf3 TCP transfer over one family; the SA byte
 /// counters cover iperf3's bytes with TCP/IP headers and retransmissions,
 /// and the b side opened no more than the a side sent.
-/// GSO frames read and segments cut, over both processes' TAPs.
-fn gso_in(counters: &[serde_json::Value]) -> (u64, u64) {
-    let mut t = (0, 0);
+/// GSO frames read and segments cut, then merged frames written and the
+/// segments in them, over both processes' TAPs.
+fn gso_in(counters: &[serde_json::Value]) -> [u64; 4] {
+    let mut t = [0; 4];
     for c in counters {
         for p in c["ports"].as_array().into_iter().flatten() {
             if p["kind"] == "tap" {
-                t.0 += p["gso_frames_in"].as_u64().expect("gso_frames_in");
-                t.1 += p["gso_segments_in"].as_u64().expect("gso_segments_in");
+                for (k, key) in [
+                    "gso_frames_in",
+                    "gso_segments_in",
+                    "gro_frames_out",
+                    "gro_segments_out",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    t[k] += p[key].as_u64().expect(key);
+                }
             }
         }
     }
@@ -160,18 +170,27 @@ fn traffic(b: &mut Bench, v6: bool, spi: &str) {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let after = sa_bytes(&b.counters().unwrap(), spi);
     // With the TAPs' offload on, the sender's kernel hands its TCP over
-    // in large frames that the simulated host cuts into segments (and
-    // every byte above still arrived, counted by the SAs); without it,
-    // never.
+    // in large frames that the simulated host cuts into segments, and
+    // the receiving host merges runs of segments into large frames for
+    // its TAP (and every byte above still arrived, counted by the SAs
+    // and iperf3); without offload, neither.
     let gso = gso_in(&b.counters().unwrap());
-    let (frames, segments) = (gso.0 - gso_before.0, gso.1 - gso_before.1);
+    let d: Vec<u64> = (0..4).map(|k| gso[k] - gso_before[k]).collect();
     if b.spec.offload {
         assert!(
-            frames > 0 && segments > 2 * frames,
-            "offload on: {frames} GSO frames read, {segments} segments cut"
+            d[0] > 0 && d[1] > 2 * d[0],
+            "offload on: {} GSO frames read, {} segments cut",
+            d[0],
+            d[1]
+        );
+        assert!(
+            d[2] > 0 && d[3] > 2 * d[2],
+            "offload on: {} merged frames written, {} segments in them",
+            d[2],
+            d[3]
         );
     } else {
-        assert_eq!((frames, segments), (0, 0), "offload off");
+        assert_eq!(d, [0, 0, 0, 0], "offload off");
     }
     let (out, inn) = (after.0 - before.0, after.1 - before.1);
     let (got, put) = (r.bytes_received, r.bytes_sent);

@@ -2739,6 +2739,9 @@ impl Live {
                     v["offload"] = json!(t.offload());
                     v["gso_frames_in"] = json!(frames);
                     v["gso_segments_in"] = json!(segments);
+                    let (frames, segments) = t.gro_counts();
+                    v["gro_frames_out"] = json!(frames);
+                    v["gro_segments_out"] = json!(segments);
                 }
                 v
             })

@@ -3,7 +3,7 @@
 //! with `recvmmsg`/`sendmmsg`, and TAP devices (crate `tun-rs`, sync API)
 //! drained several frames per wake-up, with the kernel's segmentation
 //! offload where it allows (bulk TCP read 64 KiB at a time, cut into
-//! segments here). Frames land in a [`Slots`] pool
+//! segments here, and runs of segments merged before they are written). Frames land in a [`Slots`] pool
 //! with room in front and behind, so the ESP/AH engine transforms them in
 //! place (no allocation per packet).
 
@@ -301,6 +301,9 @@ pub struct TapPort {
     /// Offloaded (GSO) frames read, and the segments cut from them.
     gso_frames: AtomicU64,
     gso_segments: AtomicU64,
+    /// Merged (GSO) frames written, and the segments merged into them.
+    gro_frames: AtomicU64,
+    gro_segments: AtomicU64,
 }
 
 /// The virtio-net header in front of every frame of an offloading TAP.
@@ -437,6 +440,8 @@ impl TapPort {
             offload,
             gso_frames: AtomicU64::new(0),
             gso_segments: AtomicU64::new(0),
+            gro_frames: AtomicU64::new(0),
+            gro_segments: AtomicU64::new(0),
         })
     }
 
@@ -450,6 +455,14 @@ impl TapPort {
         (
             self.gso_frames.load(Ordering::Relaxed),
             self.gso_segments.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Merged (GSO) frames written so far, and the segments merged.
+    pub fn gro_counts(&self) -> (u64, u64) {
+        (
+            self.gro_frames.load(Ordering::Relaxed),
+            self.gro_segments.load(Ordering::Relaxed),
         )
     }
 
@@ -502,27 +515,295 @@ impl TapPort {
     /// following queue 0.
     pub fn send_frames<'a>(&self, frames: impl Iterator<Item = &'a [u8]>) -> usize {
         let n = self.queues.len();
-        let mut sent = 0;
-        for f in frames {
-            let Some(q) = self.queues.get(if n > 1 { flow_queue(f, n) } else { 0 }) else {
-                return sent;
-            };
-            loop {
-                let r = if self.offload {
-                    q.send_vectored(&[io::IoSlice::new(&VNET_NONE), io::IoSlice::new(f)])
-                } else {
-                    q.send(f)
-                };
-                match r {
-                    Ok(_) => sent += 1,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => {}
-                }
-                break;
+        let queue_of = |f: &[u8]| self.queues.get(if n > 1 { flow_queue(f, n) } else { 0 });
+        let write = |q: &tun_rs::SyncDevice, parts: &[io::IoSlice<'_>]| loop {
+            match q.send_vectored(parts) {
+                Ok(_) => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
             }
+        };
+        let mut sent = 0;
+        if !self.offload {
+            for f in frames {
+                let Some(q) = queue_of(f) else { return sent };
+                if write(q, &[io::IoSlice::new(f)]) {
+                    sent += 1;
+                }
+            }
+            return sent;
         }
+        // With offload, runs of one TCP flow's segments leave as one GSO
+        // frame (the reverse of what `recv_offloaded` does): one write
+        // and one pass through the kernel's stack for the run.
+        COALESCER.with_borrow_mut(|c| {
+            let mut emit = |hdr: &[u8], frame: &[u8], segments: usize| {
+                if let Some(q) = queue_of(frame) {
+                    if write(q, &[io::IoSlice::new(hdr), io::IoSlice::new(frame)]) {
+                        sent += segments;
+                        if segments > 1 {
+                            self.gro_frames.fetch_add(1, Ordering::Relaxed);
+                            self.gro_segments
+                                .fetch_add(segments as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+            };
+            for f in frames {
+                c.push(f, &mut emit);
+            }
+            c.finish(&mut emit);
+        });
         sent
     }
+}
+
+thread_local! {
+    /// Each thread's buffer for coalescing the frames it writes to TAPs.
+    static COALESCER: std::cell::RefCell<Coalescer> = std::cell::RefCell::new(Coalescer::new());
+}
+
+/// Merges consecutive TCP segments of one flow into one frame with a
+/// virtio-net GSO header, as the kernel's own GRO does before its TCP
+/// sees them: same Ethernet and IP headers (but for lengths, IPv4 ID and
+/// checksum), same ports, acknowledgement, window and options, sequence
+/// numbers back to back, ACK (and PSH on the last) the only flags, every
+/// segment but the last of the first one's size, each segment's checksum
+/// verified first (a damaged one is written alone, for the kernel to
+/// drop). The merged frame carries the pseudo-header sum in its TCP
+/// checksum and NEEDS_CSUM, as a GSO frame from a virtio device does.
+/// Anything else is written as it came.
+pub struct Coalescer {
+    /// The run so far: Ethernet, IP and TCP headers, then the payloads.
+    buf: Vec<u8>,
+    /// The run's header length (Ethernet + IP + TCP), 0 when no run.
+    hlen: usize,
+    /// Offset of the TCP header in `buf`.
+    l4: usize,
+    v6: bool,
+    /// Payload size of the first segment (the GSO size), and segments.
+    mss: usize,
+    segments: usize,
+    /// The sequence number the next segment must start at.
+    next_seq: u32,
+    /// The run ends with this segment (shorter than the MSS, or PSH).
+    closed: bool,
+}
+
+/// The largest merged frame: what fits an IPv4 total length.
+const MAX_MERGED: usize = ETH_HLEN + 65_535;
+
+impl Default for Coalescer {
+    fn default() -> Coalescer {
+        Coalescer::new()
+    }
+}
+
+impl Coalescer {
+    pub fn new() -> Coalescer {
+        Coalescer {
+            buf: Vec::with_capacity(MAX_MERGED),
+            hlen: 0,
+            l4: 0,
+            v6: false,
+            mss: 0,
+            segments: 0,
+            next_seq: 0,
+            closed: false,
+        }
+    }
+
+    /// Takes the next frame; `emit(header, frame, segments)` writes what
+    /// is complete.
+    pub fn push(&mut self, f: &[u8], emit: &mut impl FnMut(&[u8], &[u8], usize)) {
+        let Some(t) = tcp_segment(f) else {
+            self.finish(emit);
+            emit(&VNET_NONE, f, 1);
+            return;
+        };
+        if self.hlen > 0 && !self.extends(f, &t) {
+            self.finish(emit);
+        }
+        if self.hlen == 0 {
+            if !checksum_ok(f, &t) {
+                emit(&VNET_NONE, f, 1);
+                return;
+            }
+            self.buf.clear();
+            self.buf.extend_from_slice(f);
+            self.hlen = t.hlen;
+            self.l4 = t.l4;
+            self.v6 = t.v6;
+            self.mss = f.len() - t.hlen;
+            self.segments = 1;
+            self.next_seq = t.seq.wrapping_add(self.mss as u32);
+            self.closed = t.psh;
+            return;
+        }
+        self.buf.extend_from_slice(&f[t.hlen..]);
+        self.segments += 1;
+        self.next_seq = self.next_seq.wrapping_add((f.len() - t.hlen) as u32);
+        if t.psh {
+            self.buf[self.l4 + 13] |= TCP_PSH;
+        }
+        self.closed = t.psh || f.len() - t.hlen < self.mss;
+    }
+
+    /// Whether `f` continues the run (and its checksum is right).
+    fn extends(&self, f: &[u8], t: &TcpSeg) -> bool {
+        let b = &self.buf;
+        let (l4, h) = (self.l4, self.hlen);
+        let pay = f.len() - t.hlen;
+        !self.closed
+            && t.hlen == h
+            && t.v6 == self.v6
+            && t.seq == self.next_seq
+            && pay <= self.mss
+            && self.buf.len() + pay <= MAX_MERGED
+            && f[..ETH_HLEN] == b[..ETH_HLEN]
+            && same_ip(&f[ETH_HLEN..l4], &b[ETH_HLEN..l4], self.v6)
+            // Ports; acknowledgement, offset; window; urgent and options.
+            && f[l4..l4 + 4] == b[l4..l4 + 4]
+            && f[l4 + 8..l4 + 13] == b[l4 + 8..l4 + 13]
+            && f[l4 + 14..l4 + 16] == b[l4 + 14..l4 + 16]
+            && f[l4 + 18..h] == b[l4 + 18..h]
+            && checksum_ok(f, t)
+    }
+
+    /// Writes the run, merged when it has several segments.
+    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8], &[u8], usize)) {
+        if self.hlen == 0 {
+            return;
+        }
+        let (l4, h, n) = (self.l4, self.hlen, self.segments);
+        self.hlen = 0;
+        if n == 1 {
+            emit(&VNET_NONE, &self.buf, 1);
+            return;
+        }
+        let b = &mut self.buf;
+        let l4_len = b.len() - l4;
+        let ip_len = b.len() - ETH_HLEN;
+        if self.v6 {
+            b[ETH_HLEN + 4..ETH_HLEN + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        } else {
+            b[ETH_HLEN + 2..ETH_HLEN + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        }
+        if !self.v6 {
+            let ihl = l4 - ETH_HLEN;
+            b[ETH_HLEN + 10..ETH_HLEN + 12].fill(0);
+            let c = !tun_rs::checksum(&b[ETH_HLEN..ETH_HLEN + ihl], 0);
+            b[ETH_HLEN + 10..ETH_HLEN + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        // The pseudo-header's sum, left for whoever completes it.
+        let (src, dst) = if self.v6 {
+            (ETH_HLEN + 8..ETH_HLEN + 24, ETH_HLEN + 24..ETH_HLEN + 40)
+        } else {
+            (ETH_HLEN + 12..ETH_HLEN + 16, ETH_HLEN + 16..ETH_HLEN + 20)
+        };
+        let mut sum = tun_rs::checksum_no_fold(&b[src], 0);
+        sum = tun_rs::checksum_no_fold(&b[dst], sum);
+        sum += 6 + l4_len as u64;
+        let mut folded = sum;
+        while folded > 0xffff {
+            folded = (folded >> 16) + (folded & 0xffff);
+        }
+        b[l4 + 16..l4 + 18].copy_from_slice(&(folded as u16).to_be_bytes());
+        let hdr = tun_rs::VirtioNetHdr {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: if self.v6 {
+                VIRTIO_NET_HDR_GSO_TCPV6
+            } else {
+                VIRTIO_NET_HDR_GSO_TCPV4
+            },
+            hdr_len: h as u16,
+            gso_size: self.mss as u16,
+            csum_start: l4 as u16,
+            csum_offset: 16,
+        };
+        let mut raw = [0u8; VNET];
+        if hdr.encode(&mut raw).is_err() {
+            return;
+        }
+        emit(&raw, &self.buf, n);
+    }
+}
+
+const TCP_PSH: u8 = 0x08;
+const TCP_ACK: u8 = 0x10;
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
+
+/// What the coalescer needs of a TCP segment.
+struct TcpSeg {
+    v6: bool,
+    /// Offset of the TCP header, and of the payload.
+    l4: usize,
+    hlen: usize,
+    seq: u32,
+    psh: bool,
+}
+
+/// A frame that may join a run: Ethernet, IPv4 without options or
+/// fragmentation (DF allowed) or IPv6 without extension headers, TCP
+/// with ACK (and PSH) only, a payload, lengths that match the frame.
+fn tcp_segment(f: &[u8]) -> Option<TcpSeg> {
+    let (v6, l4) = match f.get(12..14)? {
+        [0x08, 0x00] => {
+            let ip = f.get(ETH_HLEN..ETH_HLEN + 20)?;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let frag = u16::from_be_bytes([ip[6], ip[7]]);
+            if ip[0] != 0x45 || ip[9] != 6 || frag & 0xbfff != 0 || ETH_HLEN + total != f.len() {
+                return None;
+            }
+            (false, ETH_HLEN + 20)
+        }
+        [0x86, 0xdd] => {
+            let ip = f.get(ETH_HLEN..ETH_HLEN + 40)?;
+            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if ip[0] >> 4 != 6 || ip[6] != 6 || ETH_HLEN + 40 + payload != f.len() {
+                return None;
+            }
+            (true, ETH_HLEN + 40)
+        }
+        _ => return None,
+    };
+    let tcp = f.get(l4..l4 + 20)?;
+    let off = usize::from(tcp[12] >> 4) * 4;
+    let flags = tcp[13];
+    if off < 20 || flags & !TCP_PSH != TCP_ACK || l4 + off >= f.len() {
+        return None;
+    }
+    Some(TcpSeg {
+        v6,
+        l4,
+        hlen: l4 + off,
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        psh: flags & TCP_PSH != 0,
+    })
+}
+
+/// Whether two IP headers belong to one run: equal but for the lengths,
+/// the IPv4 ID and header checksum.
+fn same_ip(a: &[u8], b: &[u8], v6: bool) -> bool {
+    if v6 {
+        a[..4] == b[..4] && a[6..] == b[6..]
+    } else {
+        a[..2] == b[..2] && a[6..10] == b[6..10] && a[12..] == b[12..]
+    }
+}
+
+/// Whether a segment's TCP checksum is right.
+fn checksum_ok(f: &[u8], t: &TcpSeg) -> bool {
+    let (src, dst) = if t.v6 {
+        (ETH_HLEN + 8..ETH_HLEN + 24, ETH_HLEN + 24..ETH_HLEN + 40)
+    } else {
+        (ETH_HLEN + 12..ETH_HLEN + 16, ETH_HLEN + 16..ETH_HLEN + 20)
+    };
+    let mut sum = tun_rs::checksum_no_fold(&f[src], 0);
+    sum = tun_rs::checksum_no_fold(&f[dst], sum);
+    sum += 6 + (f.len() - t.l4) as u64;
+    tun_rs::checksum(&f[t.l4..], sum) == 0xffff
 }
 
 /// Reads the frames waiting on an offloading TAP queue, at most
@@ -764,6 +1045,132 @@ mod tests {
             joined.extend_from_slice(tcp.payload());
         }
         assert_eq!(joined, payload);
+    }
+
+    /// A TCP segment of a flow as a sender's kernel would put it on the
+    /// wire: sequence `seq`, IPv4 ID `id`, PSH when `psh`.
+    fn segment(v6: bool, sport: u16, seq: u32, id: u16, psh: bool, payload: &[u8]) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let mut f = Vec::new();
+        if v6 {
+            let b = b.ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            );
+            let b = b.tcp(sport, 5201, seq, 512).ack(77);
+            if psh {
+                b.psh().write(&mut f, payload)
+            } else {
+                b.write(&mut f, payload)
+            }
+            .unwrap();
+        } else {
+            let mut ip = etherparse::Ipv4Header::new(
+                0,
+                64,
+                etherparse::IpNumber::TCP,
+                [198, 18, 1, 2],
+                [198, 18, 2, 2],
+            )
+            .unwrap();
+            ip.identification = id;
+            ip.dont_fragment = true;
+            let b = b.ip(etherparse::IpHeaders::Ipv4(ip, Default::default()));
+            let b = b.tcp(sport, 5201, seq, 512).ack(77);
+            if psh {
+                b.psh().write(&mut f, payload)
+            } else {
+                b.write(&mut f, payload)
+            }
+            .unwrap();
+        }
+        f
+    }
+
+    /// Runs `frames` through a coalescer; returns what it wrote as
+    /// (virtio-net header, frame, segments).
+    fn coalesce(frames: &[Vec<u8>]) -> Vec<(tun_rs::VirtioNetHdr, Vec<u8>, usize)> {
+        let mut c = Coalescer::new();
+        let mut out = Vec::new();
+        let mut emit = |h: &[u8], f: &[u8], n: usize| {
+            out.push((tun_rs::VirtioNetHdr::decode(h).unwrap(), f.to_vec(), n));
+        };
+        for f in frames {
+            c.push(f, &mut emit);
+        }
+        c.finish(&mut emit);
+        out
+    }
+
+    /// Segments merged into one GSO frame and cut again by the receive
+    /// side (tun-rs's gso_split) come back byte for byte.
+    #[test]
+    fn runs_of_a_flow_are_merged_and_cut_back_to_the_same_segments() {
+        for v6 in [false, true] {
+            let segs: Vec<Vec<u8>> = (0..5u32)
+                .map(|i| {
+                    let len = if i == 4 { 700 } else { 1448 };
+                    let pay: Vec<u8> = (0..len).map(|k| (k as u32 * 13 + i) as u8).collect();
+                    segment(v6, 40000, 1000 + i * 1448, 7 + i as u16, i == 4, &pay)
+                })
+                .collect();
+            let out = coalesce(&segs);
+            assert_eq!(out.len(), 1, "one write for the run");
+            let (hdr, merged, n) = &out[0];
+            assert_eq!(*n, 5);
+            assert_eq!(hdr.gso_size, 1448);
+            assert_eq!(hdr.gso_type, if v6 { 4 } else { 1 });
+            let mut slots = Slots::new();
+            slots.bufs[0][FRONT..FRONT + merged.len()].copy_from_slice(merged);
+            let k = split_gso(&mut slots, 0, merged.len(), *hdr);
+            assert_eq!(k, 5);
+            for (i, want) in segs.iter().enumerate() {
+                assert_eq!(
+                    &slots.bufs[i][FRONT..FRONT + slots.lens[i]],
+                    &want[..],
+                    "segment {i}, v6 {v6}"
+                );
+            }
+        }
+    }
+
+    /// What must not be merged is written as it came, in order: another
+    /// flow, a gap in the sequence, a damaged checksum, a segment after a
+    /// short one, a SYN, and what is not TCP; a run of one is the frame
+    /// itself without a GSO header.
+    #[test]
+    fn only_a_clean_run_of_one_flow_is_merged() {
+        let p = vec![0xab; 1448];
+        let mut damaged = segment(false, 40000, 1000 + 2 * 1448, 3, false, &p);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        let mut syn = segment(false, 40000, 50, 0, false, &p[..10]);
+        syn[14 + 20 + 13] = 0x02;
+        let frames = vec![
+            segment(false, 40000, 1000, 1, false, &p),
+            segment(false, 40000, 1000 + 1448, 2, false, &p),
+            damaged,
+            segment(false, 40001, 9, 1, false, &p),
+            segment(false, 40001, 9 + 1448, 2, false, &p[..100]),
+            segment(false, 40001, 9 + 1548, 3, false, &p),
+            segment(false, 40001, 9 + 5000, 4, false, &p),
+            syn.clone(),
+            vec![0xffu8; 60],
+        ];
+        let out = coalesce(&frames);
+        let shape: Vec<(usize, u8)> = out.iter().map(|(h, _, n)| (*n, h.gso_type)).collect();
+        assert_eq!(
+            shape,
+            vec![(2, 1), (1, 0), (2, 1), (1, 0), (1, 0), (1, 0), (1, 0)],
+            "{shape:?}"
+        );
+        for (i, k) in [(1, 2), (3, 5), (4, 6), (5, 7), (6, 8)] {
+            assert_eq!(out[i].1, frames[k], "written as it came: frame {k}");
+        }
+        assert!(out
+            .iter()
+            .all(|(h, _, n)| (*n == 1) == (h.gso_type == 0 && h.flags == 0)));
     }
 
     #[test]
