@@ -16,8 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Room left in front of every received frame: the outer headers a
 /// tunnel adds (ESP and AH, IPv6 outer) plus a new Ethernet header.
 pub const FRONT: usize = 320;
-/// The largest frame carried (a UDP datagram's largest payload, rounded).
-pub const MAX_FRAME: usize = 65_536;
+/// The largest frame carried: a UDP datagram's largest payload, or an
+/// offloaded TAP frame (Ethernet, two VLAN tags, an IP packet of 65535
+/// bytes), rounded up. A read that fills it is taken as cut short.
+pub const MAX_FRAME: usize = 65_600;
+const _: () = assert!(ETH_HLEN + 8 + 65_535 < MAX_FRAME);
 /// Room behind a frame for ESP padding, trailer and ICVs.
 pub const BACK: usize = 320;
 /// Frames read per system call (or per wake-up on a TAP).
@@ -333,8 +336,11 @@ fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
     let initial = u16::from_be_bytes([frame[at], frame[at + 1]]);
     frame[at] = 0;
     frame[at + 1] = 0;
-    let sum = tun_rs::checksum(&frame[start..], u64::from(initial));
-    frame[at..at + 2].copy_from_slice(&(!sum).to_be_bytes());
+    let sum = !tun_rs::checksum(&frame[start..], u64::from(initial));
+    // A computed zero is sent as 0xffff (the same in one's complement):
+    // zero in a UDP checksum means "none", and is invalid over IPv6.
+    let sum = if sum == 0 { 0xffff } else { sum };
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
     true
 }
 
@@ -490,6 +496,8 @@ impl TapPort {
         let mut n = 0;
         while n < BATCH {
             match q.recv(&mut slots.bufs[n][FRONT..FRONT + MAX_FRAME]) {
+                // A frame as large as the buffer may have been cut short.
+                Ok(len) if len >= MAX_FRAME => {}
                 Ok(len) => {
                     slots.lens[n] = len;
                     n += 1;
@@ -586,6 +594,9 @@ pub struct Coalescer {
     segments: usize,
     /// The sequence number the next segment must start at.
     next_seq: u32,
+    /// The first segment's IPv4 ID: the next must carry it plus the
+    /// segments so far, as a re-segmenting kernel would number them.
+    first_id: u16,
     /// The run ends with this segment (shorter than the MSS, or PSH).
     closed: bool,
 }
@@ -609,6 +620,7 @@ impl Coalescer {
             mss: 0,
             segments: 0,
             next_seq: 0,
+            first_id: 0,
             closed: false,
         }
     }
@@ -637,6 +649,7 @@ impl Coalescer {
             self.mss = f.len() - t.hlen;
             self.segments = 1;
             self.next_seq = t.seq.wrapping_add(self.mss as u32);
+            self.first_id = t.id;
             self.closed = t.psh;
             return;
         }
@@ -658,6 +671,7 @@ impl Coalescer {
             && t.hlen == h
             && t.v6 == self.v6
             && t.seq == self.next_seq
+            && (self.v6 || t.id == self.first_id.wrapping_add(self.segments as u16))
             && pay <= self.mss
             && self.buf.len() + pay <= MAX_MERGED
             && f[..ETH_HLEN] == b[..ETH_HLEN]
@@ -742,6 +756,8 @@ struct TcpSeg {
     hlen: usize,
     seq: u32,
     psh: bool,
+    /// The IPv4 ID (0 for IPv6).
+    id: u16,
 }
 
 /// A frame that may join a run: Ethernet, IPv4 without options or
@@ -753,7 +769,12 @@ fn tcp_segment(f: &[u8]) -> Option<TcpSeg> {
             let ip = f.get(ETH_HLEN..ETH_HLEN + 20)?;
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
             let frag = u16::from_be_bytes([ip[6], ip[7]]);
-            if ip[0] != 0x45 || ip[9] != 6 || frag & 0xbfff != 0 || ETH_HLEN + total != f.len() {
+            if ip[0] != 0x45
+                || ip[9] != 6
+                || frag & 0xbfff != 0
+                || ETH_HLEN + total != f.len()
+                || tun_rs::checksum(ip, 0) != 0xffff
+            {
                 return None;
             }
             (false, ETH_HLEN + 20)
@@ -780,6 +801,11 @@ fn tcp_segment(f: &[u8]) -> Option<TcpSeg> {
         hlen: l4 + off,
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         psh: flags & TCP_PSH != 0,
+        id: if v6 {
+            0
+        } else {
+            u16::from_be_bytes([f[ETH_HLEN + 4], f[ETH_HLEN + 5]])
+        },
     })
 }
 
@@ -825,7 +851,8 @@ fn recv_offloaded(t: &TapPort, q: &tun_rs::SyncDevice, slots: &mut Slots) -> io:
             Err(e) => return Err(e),
         };
         reads += 1;
-        if got <= VNET {
+        // Nothing to take, or as large as the buffer (maybe cut short).
+        if got <= VNET || got >= VNET + MAX_FRAME {
             continue;
         }
         let len = got - VNET;
@@ -847,8 +874,10 @@ fn recv_offloaded(t: &TapPort, q: &tun_rs::SyncDevice, slots: &mut Slots) -> io:
             continue;
         }
         let k = split_gso(slots, n, len, hdr);
-        t.gso_frames.fetch_add(1, Ordering::Relaxed);
-        t.gso_segments.fetch_add(k as u64, Ordering::Relaxed);
+        if k > 0 {
+            t.gso_frames.fetch_add(1, Ordering::Relaxed);
+            t.gso_segments.fetch_add(k as u64, Ordering::Relaxed);
+        }
         n += k;
     }
     Ok(n)
@@ -857,23 +886,32 @@ fn recv_offloaded(t: &TapPort, q: &tun_rs::SyncDevice, slots: &mut Slots) -> io:
 /// Cuts the GSO frame of `len` bytes in slot `n` into segments in slots
 /// `n..`; returns how many.
 fn split_gso(slots: &mut Slots, n: usize, len: usize, hdr: tun_rs::VirtioNetHdr) -> usize {
-    let is_v6 = match slots.bufs[n].get(FRONT + 12..FRONT + 14) {
-        Some([0x08, 0x00]) => false,
-        Some([0x86, 0xdd]) => true,
-        _ => return 0,
+    // The link-layer header: Ethernet, and VLAN tags (802.1Q, 802.1ad)
+    // when a VLAN device sits on the TAP; each segment gets a copy.
+    let mut l2 = ETH_HLEN;
+    let is_v6 = loop {
+        match slots.bufs[n].get(FRONT + l2 - 2..FRONT + l2) {
+            Some([0x08, 0x00]) => break false,
+            Some([0x86, 0xdd]) => break true,
+            Some([0x81, 0x00] | [0x88, 0xa8]) if l2 < ETH_HLEN + 8 => l2 += 4,
+            _ => return 0,
+        }
     };
+    if len < l2 {
+        return 0;
+    }
     // Offsets from the IP header on. The kernel's hdr_len is not the
     // headers' length on every path (forwarded packets give the whole
     // first segment), so it is taken from the transport header: 8 bytes
     // for UDP, the TCP header's data offset for TCP.
-    let Some(csum_start) = usize::from(hdr.csum_start).checked_sub(ETH_HLEN) else {
+    let Some(csum_start) = usize::from(hdr.csum_start).checked_sub(l2) else {
         return 0;
     };
-    let ip_len = len.saturating_sub(ETH_HLEN);
+    let ip_len = len - l2;
     let l4 = if hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN == VIRTIO_NET_HDR_GSO_UDP_L4 {
         8
     } else {
-        match slots.bufs[n].get(FRONT + ETH_HLEN + csum_start + 12) {
+        match slots.bufs[n].get(FRONT + l2 + csum_start + 12) {
             Some(&b) if (20..=60).contains(&(usize::from(b >> 4) * 4)) => usize::from(b >> 4) * 4,
             _ => return 0,
         }
@@ -896,22 +934,22 @@ fn split_gso(slots: &mut Slots, n: usize, len: usize, hdr: tun_rs::VirtioNetHdr)
     // The frame moves to the spare buffer (a pointer swap), its segments
     // go to slots n.. with room for the Ethernet header in front.
     std::mem::swap(&mut slots.bufs[n], &mut slots.spare);
-    slots.reserve(n, k, ETH_HLEN + hdr_len + gso_size);
+    slots.reserve(n, k, l2 + hdr_len + gso_size);
     let Slots { bufs, lens, spare } = slots;
-    let (eth, ip) = spare[FRONT..FRONT + len].split_at_mut(ETH_HLEN);
+    let (eth, ip) = spare[FRONT..FRONT + len].split_at_mut(l2);
     let Ok(k) = tun_rs::gso_split(
         ip,
         ip_hdr,
         &mut bufs[n..n + k],
         &mut lens[n..n + k],
-        FRONT + ETH_HLEN,
+        FRONT + l2,
         is_v6,
     ) else {
         return 0;
     };
     for i in n..n + k {
-        bufs[i][FRONT..FRONT + ETH_HLEN].copy_from_slice(eth);
-        lens[i] += ETH_HLEN;
+        bufs[i][FRONT..FRONT + l2].copy_from_slice(eth);
+        lens[i] += l2;
     }
     k
 }
@@ -1012,6 +1050,11 @@ mod tests {
         let mut joined = Vec::new();
         for i in from..from + k {
             let f = &slots.bufs[i][FRONT..FRONT + slots.lens[i]];
+            let l2 = if f[12..14] == [0x81, 0x00] {
+                18
+            } else {
+                ETH_HLEN
+            };
             let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
             let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else {
                 panic!("segment {i} is not TCP");
@@ -1026,13 +1069,13 @@ mod tests {
                         iph.calc_header_checksum(),
                         "IPv4 checksum of {i}"
                     );
-                    assert_eq!(usize::from(iph.total_len), f.len() - ETH_HLEN);
+                    assert_eq!(usize::from(iph.total_len), f.len() - l2);
                     h.calc_checksum_ipv4(&iph, tcp.payload()).unwrap()
                 }
                 Some(etherparse::NetSlice::Ipv6(ip)) => {
                     assert!(v6);
                     let iph = ip.header().to_header();
-                    assert_eq!(usize::from(iph.payload_length), f.len() - ETH_HLEN - 40);
+                    assert_eq!(usize::from(iph.payload_length), f.len() - l2 - 40);
                     h.calc_checksum_ipv6(&iph, tcp.payload()).unwrap()
                 }
                 _ => panic!("segment {i} is not IP"),
@@ -1119,6 +1162,16 @@ mod tests {
             assert_eq!(out.len(), 1, "one write for the run");
             let (hdr, merged, n) = &out[0];
             assert_eq!(*n, 5);
+            // Completed as a kernel would, the merged frame's TCP
+            // checksum is right (the pseudo-header sum was).
+            let mut done = merged.clone();
+            assert!(complete_checksum(
+                &mut done,
+                usize::from(hdr.csum_start),
+                16
+            ));
+            let t = tcp_segment(&done).expect("a TCP frame");
+            assert!(checksum_ok(&done, &t), "merged checksum, v6 {v6}");
             assert_eq!(hdr.gso_size, 1448);
             assert_eq!(hdr.gso_type, if v6 { 4 } else { 1 });
             let mut slots = Slots::new();
@@ -1139,6 +1192,27 @@ mod tests {
     /// flow, a gap in the sequence, a damaged checksum, a segment after a
     /// short one, a SYN, and what is not TCP; a run of one is the frame
     /// itself without a GSO header.
+    /// An IPv4 header whose checksum is wrong is never merged (it would
+    /// leave with a good one), nor a segment whose ID does not follow.
+    #[test]
+    fn ip_headers_must_be_sound_and_ids_consecutive() {
+        let p = vec![0x11; 1448];
+        let mut bad_ttl = segment(false, 40000, 1000 + 3 * 1448, 52, false, &p);
+        bad_ttl[14 + 8] -= 1;
+        let frames = vec![
+            segment(false, 40000, 1000, 1, false, &p),
+            // The sequence follows, the ID does not.
+            segment(false, 40000, 1000 + 1448, 50, false, &p),
+            segment(false, 40000, 1000 + 2 * 1448, 51, false, &p),
+            // Follows in both, but its header checksum is wrong.
+            bad_ttl,
+        ];
+        let out = coalesce(&frames);
+        let counts: Vec<usize> = out.iter().map(|o| o.2).collect();
+        assert_eq!(counts, vec![1, 2, 1], "{counts:?}");
+        assert_eq!(out[2].1, frames[3], "the damaged one as it came");
+    }
+
     #[test]
     fn only_a_clean_run_of_one_flow_is_merged() {
         let p = vec![0xab; 1448];
@@ -1171,6 +1245,103 @@ mod tests {
         assert!(out
             .iter()
             .all(|(h, _, n)| (*n == 1) == (h.gso_type == 0 && h.flags == 0)));
+    }
+
+    /// A frame of a VLAN device on the TAP: the tag is kept on every
+    /// segment and the offsets counted past it.
+    #[test]
+    fn gso_frames_with_a_vlan_tag_are_cut_too() {
+        let payload: Vec<u8> = (0..4000u32).map(|i| (i * 3) as u8).collect();
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .single_vlan(etherparse::VlanId::try_new(5).unwrap())
+            .ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
+            .tcp(40000, 5201, 1000, 512)
+            .ack(77)
+            .psh()
+            .write(&mut f, &payload)
+            .unwrap();
+        let mut slots = Slots::new();
+        slots.bufs[0][FRONT..FRONT + f.len()].copy_from_slice(&f);
+        let hdr = tun_rs::VirtioNetHdr {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: 1,
+            hdr_len: 18 + 40,
+            gso_size: 1448,
+            csum_start: 18 + 20,
+            csum_offset: 16,
+        };
+        let k = split_gso(&mut slots, 0, f.len(), hdr);
+        assert_eq!(k, 3);
+        for i in 0..k {
+            assert_eq!(slots.bufs[i][FRONT..FRONT + 18], f[..18], "tag kept on {i}");
+        }
+        check_segments(&slots, 0, k, false, &payload);
+    }
+
+    /// UDP segmentation offload (a sender's UDP_SEGMENT): datagrams of
+    /// gso_size bytes, each with its own length and checksum.
+    #[test]
+    fn udp_gso_frames_are_cut_into_datagrams() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i * 5) as u8).collect();
+        for v6 in [false, true] {
+            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let b = if v6 {
+                b.ipv6(
+                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                    64,
+                )
+            } else {
+                b.ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
+            };
+            let mut f = Vec::new();
+            b.udp(4000, 9).write(&mut f, &payload).unwrap();
+            let mut slots = Slots::new();
+            slots.bufs[0][FRONT..FRONT + f.len()].copy_from_slice(&f);
+            let ip = if v6 { 40 } else { 20 };
+            let hdr = tun_rs::VirtioNetHdr {
+                flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_UDP_L4,
+                hdr_len: (ETH_HLEN + ip + 8) as u16,
+                gso_size: 1000,
+                csum_start: (ETH_HLEN + ip) as u16,
+                csum_offset: 6,
+            };
+            let k = split_gso(&mut slots, 0, f.len(), hdr);
+            assert_eq!(k, 3, "v6 {v6}");
+            let mut joined = Vec::new();
+            for i in 0..k {
+                let seg = &slots.bufs[i][FRONT..FRONT + slots.lens[i]];
+                let p = etherparse::SlicedPacket::from_ethernet(seg).unwrap();
+                let Some(etherparse::TransportSlice::Udp(udp)) = p.transport else {
+                    panic!("datagram {i} is not UDP");
+                };
+                let h = udp.to_header();
+                assert_eq!(usize::from(h.length), 8 + udp.payload().len());
+                let want = match p.net {
+                    Some(etherparse::NetSlice::Ipv4(ip)) => h
+                        .calc_checksum_ipv4(&ip.header().to_header(), udp.payload())
+                        .unwrap(),
+                    Some(etherparse::NetSlice::Ipv6(ip)) => h
+                        .calc_checksum_ipv6(&ip.header().to_header(), udp.payload())
+                        .unwrap(),
+                    _ => panic!("not IP"),
+                };
+                assert_eq!(h.checksum, want, "UDP checksum of datagram {i}");
+                joined.extend_from_slice(udp.payload());
+            }
+            assert_eq!(joined, payload);
+        }
+    }
+
+    /// A checksum that computes to zero is written as 0xffff: for UDP a
+    /// zero means "no checksum" (and is refused over IPv6).
+    #[test]
+    fn a_completed_checksum_is_never_zero() {
+        let mut f = [0xff, 0xff, 0x00, 0x00];
+        assert!(complete_checksum(&mut f, 0, 2));
+        assert_eq!(f[2..], [0xff, 0xff]);
     }
 
     #[test]
