@@ -1006,6 +1006,21 @@ pub fn flow_queue(frame: &[u8], n: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// Ethernet and IP (198.18.1.2 to 198.18.2.2, or 2001:db8::1 to
+    /// 2001:db8::2) for the test frames.
+    fn ip_builder(v6: bool) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        if v6 {
+            b.ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+        } else {
+            b.ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
+        }
+    }
+
     /// A TCP frame of `payload` bytes as a TSO-offloading kernel hands it
     /// over, in slot `n`; returns its length and virtio-net header.
     fn gso_frame(
@@ -1014,16 +1029,7 @@ mod tests {
         v6: bool,
         payload: &[u8],
     ) -> (usize, tun_rs::VirtioNetHdr) {
-        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        let b = if v6 {
-            b.ipv6(
-                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-                64,
-            )
-        } else {
-            b.ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
-        };
+        let b = ip_builder(v6);
         let b = b.tcp(40000, 5201, 1000, 512).ack(77).psh();
         let mut f = Vec::new();
         b.write(&mut f, payload).unwrap();
@@ -1093,21 +1099,8 @@ mod tests {
     /// A TCP segment of a flow as a sender's kernel would put it on the
     /// wire: sequence `seq`, IPv4 ID `id`, PSH when `psh`.
     fn segment(v6: bool, sport: u16, seq: u32, id: u16, psh: bool, payload: &[u8]) -> Vec<u8> {
-        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        let mut f = Vec::new();
-        if v6 {
-            let b = b.ipv6(
-                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-                64,
-            );
-            let b = b.tcp(sport, 5201, seq, 512).ack(77);
-            if psh {
-                b.psh().write(&mut f, payload)
-            } else {
-                b.write(&mut f, payload)
-            }
-            .unwrap();
+        let b = if v6 {
+            ip_builder(true)
         } else {
             let mut ip = etherparse::Ipv4Header::new(
                 0,
@@ -1119,15 +1112,17 @@ mod tests {
             .unwrap();
             ip.identification = id;
             ip.dont_fragment = true;
-            let b = b.ip(etherparse::IpHeaders::Ipv4(ip, Default::default()));
-            let b = b.tcp(sport, 5201, seq, 512).ack(77);
-            if psh {
-                b.psh().write(&mut f, payload)
-            } else {
-                b.write(&mut f, payload)
-            }
-            .unwrap();
+            etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        };
+        let b = b.tcp(sport, 5201, seq, 512).ack(77);
+        let mut f = Vec::new();
+        if psh {
+            b.psh().write(&mut f, payload)
+        } else {
+            b.write(&mut f, payload)
         }
+        .unwrap();
         f
     }
 
@@ -1285,16 +1280,7 @@ mod tests {
     fn udp_gso_frames_are_cut_into_datagrams() {
         let payload: Vec<u8> = (0..3000u32).map(|i| (i * 5) as u8).collect();
         for v6 in [false, true] {
-            let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-            let b = if v6 {
-                b.ipv6(
-                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-                    [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-                    64,
-                )
-            } else {
-                b.ipv4([198, 18, 1, 2], [198, 18, 2, 2], 64)
-            };
+            let b = ip_builder(v6);
             let mut f = Vec::new();
             b.udp(4000, 9).write(&mut f, &payload).unwrap();
             let mut slots = Slots::new();
